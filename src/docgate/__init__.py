@@ -1,0 +1,1 @@
+"""docgate: role-aware document store served over gRPC."""

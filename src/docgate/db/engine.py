@@ -1,0 +1,43 @@
+"""Engine and session factory, built once by the composition root from Settings."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from docgate.config import Settings
+from docgate.db.filtering import PolicySession
+
+
+def async_url(url: str) -> URL:
+    """Accept postgres:// and postgresql:// URLs and pin the asyncpg driver."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql", "postgresql+asyncpg"):
+        return parsed.set(drivername="postgresql+asyncpg")
+    raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}: use postgresql://")
+
+
+def create_engine(url: str, settings: Settings) -> AsyncEngine:
+    server_settings = {"application_name": "docgate"}
+    if settings.statement_timeout_ms:
+        server_settings["statement_timeout"] = str(settings.statement_timeout_ms)
+    return create_async_engine(
+        async_url(url),
+        pool_size=settings.pool_size,
+        max_overflow=settings.max_overflow,
+        pool_recycle=settings.pool_recycle,
+        pool_pre_ping=settings.pool_pre_ping,
+        pool_timeout=settings.pool_timeout,
+        connect_args={"server_settings": server_settings},
+    )
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(
+        engine, sync_session_class=PolicySession, expire_on_commit=False, autoflush=False
+    )

@@ -1,0 +1,207 @@
+"""Typed ORM models. Alembic migrations (not create_all) own the schema; `alembic check` in
+`make test` proves the two agree."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Computed,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import TSVECTOR, UUID
+from sqlalchemy.ext.asyncio import AsyncAttrs
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+BUILTIN_ROLES = ("admin", "paid_user", "free_user")
+
+
+def _uuid_pk() -> Mapped[uuid.UUID]:
+    return mapped_column(
+        UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid()
+    )
+
+
+def _now() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class Base(AsyncAttrs, DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    hashed_password: Mapped[str | None] = mapped_column(Text)
+    is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    create_time: Mapped[datetime] = _now()
+    update_time: Mapped[datetime] = _now()
+
+    roles: Mapped[list[Role]] = relationship(
+        secondary="user_roles", lazy="raise", order_by="Role.name", viewonly=True
+    )
+
+
+class Role(Base):
+    __tablename__ = "roles"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    is_builtin: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    create_time: Mapped[datetime] = _now()
+
+
+class UserRole(Base):
+    __tablename__ = "user_roles"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    role_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    assigned_at: Mapped[datetime] = _now()
+
+
+class Document(Base):
+    __tablename__ = "documents"
+    __table_args__ = (
+        UniqueConstraint("owner_id", "request_id", name="uq_documents_owner_id_request_id"),
+        Index("ix_documents_create_time_id", "create_time", "id"),
+        Index("ix_documents_update_time_id", "update_time", "id"),
+        Index("ix_documents_title_id", "title", "id"),
+        Index("ix_documents_search", "search", postgresql_using="gin"),
+        CheckConstraint("char_length(title) between 1 and 255", name="title_length"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    title: Mapped[str] = mapped_column(String(255))
+    content: Mapped[str] = mapped_column(Text, server_default="")
+    # RESTRICT: deleting a user who still owns documents is a decision (DeleteUser force).
+    owner_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="RESTRICT"), index=True
+    )
+    is_deleted: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    is_public: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    requires_paid_access: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    create_time: Mapped[datetime] = _now()
+    update_time: Mapped[datetime] = _now()
+    delete_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Bumped on every change; the etag is derived from it.
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    # AIP-155 idempotency key, unique per owner.
+    request_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    search: Mapped[str] = mapped_column(
+        TSVECTOR,
+        Computed(
+            "setweight(to_tsvector('simple', coalesce(title, '')), 'A') || "
+            "setweight(to_tsvector('simple', coalesce(content, '')), 'B')",
+            persisted=True,
+        ),
+        deferred=True,
+    )
+
+
+class Configuration(Base):
+    __tablename__ = "configurations"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    create_time: Mapped[datetime] = _now()
+
+
+class RoleConfiguration(Base):
+    """Association object: a configuration granted to a role."""
+
+    __tablename__ = "role_configurations"
+    __table_args__ = (CheckConstraint("access_level >= 1", name="access_level_positive"),)
+
+    role_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True
+    )
+    configuration_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("configurations.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    access_level: Mapped[int] = mapped_column(Integer)
+    granted_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    granted_at: Mapped[datetime] = _now()
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ProjectStatus(enum.Enum):
+    draft = "draft"
+    active = "active"
+    completed = "completed"
+    archived = "archived"
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    owner_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[ProjectStatus] = mapped_column(
+        Enum(ProjectStatus, name="project_status"), server_default=ProjectStatus.draft.value
+    )
+    create_time: Mapped[datetime] = _now()
+    update_time: Mapped[datetime] = _now()
+
+
+class Feedback(Base):
+    __tablename__ = "feedback"
+    __table_args__ = (CheckConstraint("score between 1 and 5", name="score_range"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    author_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    document_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), index=True
+    )
+    content: Mapped[str] = mapped_column(Text)
+    score: Mapped[int] = mapped_column(SmallInteger)
+    create_time: Mapped[datetime] = _now()
+
+
+class Template(Base):
+    __tablename__ = "templates"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    content: Mapped[str] = mapped_column(Text, server_default="")
+    create_time: Mapped[datetime] = _now()

@@ -1,0 +1,61 @@
+"""Where the database and the signing key come from, for every CLI command.
+
+DOCGATE_DATABASE_URL set: that server; a key must be configured (no generated secrets in
+production). Unset (dev mode): the embedded PostgreSQL in DOCGATE_DATA_DIR and, unless one is
+configured, a secret generated once and kept in the data dir.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from docgate.config import Settings
+from docgate.db import migrations
+from docgate.db.embedded import ensure_database, start_embedded
+
+SECRET_FILE = "jwt_secret"
+
+
+class ConfigurationError(RuntimeError):
+    """Settings that cannot work; the message says what to set."""
+
+
+def dev_secret(data_dir: Path) -> str:
+    """The dev-mode HS256 secret, generated on first use (0600 in the data dir)."""
+    path = data_dir / SECRET_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def with_keys(settings: Settings) -> Settings:
+    """``settings`` with a usable key, or ConfigurationError."""
+    has_key = (
+        settings.jwt_secret if settings.jwt_algorithm == "HS256" else settings.jwt_public_key_file
+    )
+    if has_key:
+        return settings
+    if settings.embedded and settings.jwt_algorithm == "HS256":
+        return settings.model_copy(update={"jwt_secret": dev_secret(settings.data_dir)})
+    raise ConfigurationError(
+        "DOCGATE_DATABASE_URL is set but no signing key is configured: set DOCGATE_JWT_SECRET "
+        "(HS256) or DOCGATE_JWT_PUBLIC_KEY_FILE (RS256/ES256)"
+    )
+
+
+async def database_url(settings: Settings) -> str:
+    """The configured URL, or the embedded server's (started or joined here)."""
+    if settings.database_url:
+        return settings.database_url
+    return await ensure_database(start_embedded(settings.data_dir))
+
+
+async def migrated_database_url(settings: Settings) -> str:
+    url = await database_url(settings)
+    await migrations.upgrade(url)
+    return url

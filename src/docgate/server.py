@@ -1,0 +1,124 @@
+"""grpc.aio server lifecycle: services, health, reflection, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+
+import grpc.aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
+from grpc_reflection.v1alpha import reflection
+from sqlalchemy import text
+
+from docgate.bootstrap import App
+from docgate.v1 import (
+    documents_pb2,
+    documents_pb2_grpc,
+    roles_pb2,
+    roles_pb2_grpc,
+    users_pb2,
+    users_pb2_grpc,
+)
+
+log = logging.getLogger(__name__)
+
+DOCGATE_SERVICES = (
+    documents_pb2.DESCRIPTOR.services_by_name["DocumentService"].full_name,
+    roles_pb2.DESCRIPTOR.services_by_name["RoleService"].full_name,
+    users_pb2.DESCRIPTOR.services_by_name["UserService"].full_name,
+)
+_HEALTH_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    port: int
+    app: App
+    health: health_aio.HealthServicer
+    _watch: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    async def stop(self, grace: float | None) -> None:
+        """Refuse new calls, let in-flight ones finish within ``grace``, then release the
+        database."""
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        await self.app.close()
+
+
+async def _database_reachable(app: App) -> bool:
+    try:
+        async with asyncio.timeout(_HEALTH_TIMEOUT_SECONDS), app.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure means "not serving"; the reason goes to the log
+        log.warning("health check failed: %s", type(exc).__name__)
+        return False
+    return True
+
+
+async def _set_all(servicer: health_aio.HealthServicer, status: int) -> None:
+    for name in ("", *DOCGATE_SERVICES):
+        await servicer.set(name, status)
+
+
+async def _check_database(app: App, servicer: health_aio.HealthServicer) -> None:
+    """SERVING while the database answers, NOT_SERVING while it does not."""
+    reachable = await _database_reachable(app)
+    await _set_all(
+        servicer,
+        health_pb2.HealthCheckResponse.SERVING
+        if reachable
+        else health_pb2.HealthCheckResponse.NOT_SERVING,
+    )
+
+
+async def _watch_database(app: App, servicer: health_aio.HealthServicer) -> None:
+    while True:
+        await asyncio.sleep(app.settings.health_interval_seconds)
+        await _check_database(app, servicer)
+
+
+async def start_server(app: App, listen: str) -> RunningServer:
+    """Start serving ``app`` on ``listen`` (host:port; port 0 picks a free one)."""
+    server = grpc.aio.server(
+        interceptors=app.interceptors,
+        maximum_concurrent_rpcs=app.settings.max_concurrent_rpcs,
+        options=[("grpc.so_reuseport", 0)],
+    )
+    documents_pb2_grpc.add_DocumentServiceServicer_to_server(app.documents, server)
+    roles_pb2_grpc.add_RoleServiceServicer_to_server(app.roles, server)
+    users_pb2_grpc.add_UserServiceServicer_to_server(app.users, server)
+    health_servicer = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*DOCGATE_SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {listen}")
+    await _check_database(app, health_servicer)
+    await server.start()
+    running = RunningServer(server, port, app, health_servicer)
+    running._watch = asyncio.create_task(_watch_database(app, health_servicer))
+    return running
+
+
+async def serve_until_signalled(app: App, listen: str) -> None:
+    running = await start_server(app, listen)
+    log.info("docgate serving on %s", listen.rsplit(":", 1)[0] + f":{running.port}")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down (grace %.1fs)", app.settings.grace_seconds)
+    await running.stop(app.settings.grace_seconds)
+    log.info("stopped")

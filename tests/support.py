@@ -1,0 +1,61 @@
+"""Helpers shared by the test suites: users with tokens, status details."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+
+from docgate.auth.principal import SYSTEM, acting_as
+from docgate.auth.tokens import TokenMinter
+from docgate.bootstrap import App
+from docgate.repositories.users import UserRepository
+
+TEST_SECRET = "test-secret-" + "x" * 40
+
+
+@dataclass(frozen=True)
+class TestUser:
+    id: uuid.UUID
+    username: str
+    roles: tuple[str, ...]
+    token: str
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.token}"),)
+
+
+def unique(prefix: str = "u") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+async def make_user(app: App, *roles: str, active: bool = True) -> TestUser:
+    name = unique()
+    with acting_as(SYSTEM):
+        async with app.uow.transaction() as session:
+            user = await UserRepository(session).create(name, f"{name}@example.com", list(roles))
+            if not active:
+                from sqlalchemy import update
+
+                from docgate.db.models import User
+
+                await session.execute(
+                    update(User).where(User.id == uuid.UUID(user.id)).values(is_active=False)
+                )
+    token = TokenMinter(app.settings).mint(uuid.UUID(user.id), 600)
+    return TestUser(uuid.UUID(user.id), name, tuple(sorted(roles)), token)
+
+
+def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:
+    """The ErrorInfo from the google.rpc.Status in the trailers, if any."""
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            status = status_pb2.Status.FromString(value)
+            for detail in status.details:
+                info = error_details_pb2.ErrorInfo()
+                if detail.Unpack(info):
+                    return info
+    return None
