@@ -1,0 +1,78 @@
+"""``python -m bench`` (``make bench``): docgate against its raw baseline; see bench/README.md."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from bench.main import Options, run
+from bench.runner import LoadShape
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+FULL = LoadShape(
+    processes=2, concurrency=16, warmup_s=1.0, duration_s=8.0, rounds=3, initial_warmup_s=3.0
+)
+QUICK = LoadShape(
+    processes=2, concurrency=16, warmup_s=0.5, duration_s=2.5, rounds=2, initial_warmup_s=1.5
+)
+FULL_DOCS = (10_000, 1_000_000)
+QUICK_DOCS = (10_000, 100_000)
+
+
+def _docs(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(sorted({int(part.replace("_", "")) for part in text.split(",")}))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not a list of counts: {text!r}") from error
+    if not sizes or sizes[0] < 1000:
+        raise argparse.ArgumentTypeError("every size must be at least 1000 documents")
+    return sizes
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short rounds, 10k and 100k docs")
+    parser.add_argument("--docs", type=_docs, help="document counts, e.g. 10000,1000000")
+    parser.add_argument("--rounds", type=int, help="alternating rounds per scenario")
+    parser.add_argument("--duration", type=float, help="measured seconds per round")
+    parser.add_argument("--concurrency", type=int, help="calls in flight per load process")
+    parser.add_argument("--processes", type=int, help="load generator processes")
+    parser.add_argument("--max-seconds", type=int, help="abort the run after this long")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where JSON goes")
+    return parser
+
+
+def options(args: argparse.Namespace) -> Options:
+    base = QUICK if args.quick else FULL
+    shape = LoadShape(
+        processes=args.processes or base.processes,
+        concurrency=args.concurrency or base.concurrency,
+        warmup_s=base.warmup_s,
+        duration_s=args.duration or base.duration_s,
+        rounds=args.rounds or base.rounds,
+        initial_warmup_s=base.initial_warmup_s,
+    )
+    docs = args.docs or (QUICK_DOCS if args.quick else FULL_DOCS)
+    return Options(docs=docs, shape=shape, results_dir=args.results, quick=args.quick)
+
+
+def _abort(signum: int, frame: FrameType | None) -> None:
+    # Unwind normally so servers, load processes and the database are stopped on the way out.
+    raise SystemExit(f"bench: stopped by signal {signal.Signals(signum).name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _abort)
+    signal.signal(signal.SIGALRM, _abort)
+    signal.alarm(args.max_seconds or (300 if args.quick else 1200))
+    run(options(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

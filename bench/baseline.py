@@ -1,0 +1,218 @@
+"""The raw baseline: a minimal grpc.aio server answering docgate's messages straight from
+asyncpg (no auth, no ORM, no unit of work). Run as ``python -m bench.baseline DSN HOST:PORT``.
+
+It trusts the caller id in the ``x-bench-user-id`` header and knows every user's roles from a
+map loaded at start, so its SQL is the cheapest equivalent of docgate's: the same rows, the same
+visibility predicate, the same messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import signal
+import sys
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+
+import asyncpg
+import grpc
+import grpc.aio
+from docgate.v1 import documents_pb2, documents_pb2_grpc, users_pb2, users_pb2_grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+
+USER_HEADER = "x-bench-user-id"
+PAGE_SIZE = 50
+# docgate's default pool: pool_size 10 + max_overflow 10.
+POOL_MIN, POOL_MAX = 10, 20
+
+_USER_SQL = """
+SELECT u.id, u.username, u.email, u.is_active, u.create_time, u.update_time,
+       coalesce(array_agg(r.name ORDER BY r.name) FILTER (WHERE r.name IS NOT NULL), '{}')
+         AS roles
+FROM users u
+LEFT JOIN user_roles ur ON ur.user_id = u.id
+LEFT JOIN roles r ON r.id = ur.role_id
+WHERE u.id = $1
+GROUP BY u.id
+"""
+
+# The visibility predicate per role set, as docgate.policy writes it ({me} = the caller).
+VISIBILITY = {
+    "admin": "NOT is_deleted",
+    "paid_user": "NOT is_deleted AND (owner_id = {me} OR is_public)",
+    "free_user": "NOT is_deleted AND (owner_id = {me} OR (is_public AND NOT requires_paid_access))",
+}
+_COLUMNS = (
+    "id, title, content, owner_id, is_public, requires_paid_access, "
+    "create_time, update_time, delete_time, version"
+)
+# GetDocument: $1 = document id, $2 = caller (not for admins).
+GET_SQL = {
+    role: f"SELECT {_COLUMNS} FROM documents WHERE id = $1 AND " + pred.format(me="$2")
+    for role, pred in VISIBILITY.items()
+}
+# ListDocuments, first page in the default order: $1 = caller (not for admins).
+LIST_SQL = {
+    role: f"SELECT {_COLUMNS} FROM documents WHERE "
+    + pred.format(me="$1")
+    + f" ORDER BY create_time DESC, id DESC LIMIT {PAGE_SIZE + 1}"
+    for role, pred in VISIBILITY.items()
+}
+
+_ROLES_SQL = """
+SELECT ur.user_id, array_agg(r.name) AS roles
+FROM user_roles ur JOIN roles r ON r.id = ur.role_id GROUP BY ur.user_id
+"""
+
+
+def timestamp(value: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def document(row: asyncpg.Record) -> documents_pb2.Document:
+    doc = documents_pb2.Document(
+        id=str(row["id"]),
+        title=row["title"],
+        content=row["content"],
+        owner_id=str(row["owner_id"]),
+        is_public=row["is_public"],
+        requires_paid_access=row["requires_paid_access"],
+        create_time=timestamp(row["create_time"]),
+        update_time=timestamp(row["update_time"]),
+        etag=f'W/"{row["version"]}"',
+    )
+    if row["delete_time"] is not None:
+        doc.delete_time.CopyFrom(timestamp(row["delete_time"]))
+    return doc
+
+
+def page_token(row: asyncpg.Record) -> str:
+    raw = f"{row['create_time'].isoformat()}|{row['id']}".encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def role_of(roles: list[str]) -> str:
+    for role in ("admin", "paid_user"):
+        if role in roles:
+            return role
+    return "free_user"
+
+
+class Caller:
+    """Who calls, read from the trusted bench header (no token verification)."""
+
+    def __init__(self, roles: Mapping[uuid.UUID, str]) -> None:
+        self._roles = roles
+
+    async def __call__(self, context: grpc.aio.ServicerContext) -> tuple[uuid.UUID, str]:
+        for key, value in context.invocation_metadata() or ():
+            if key == USER_HEADER:
+                user_id = uuid.UUID(str(value))
+                return user_id, self._roles.get(user_id, "free_user")
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing caller")
+        raise AssertionError("abort returns never")
+
+
+class Users(users_pb2_grpc.UserServiceServicer):
+    def __init__(self, pool: asyncpg.Pool, caller: Caller) -> None:
+        self._pool = pool
+        self._caller = caller
+
+    async def GetCurrentUser(
+        self, request: users_pb2.GetCurrentUserRequest, context: grpc.aio.ServicerContext
+    ) -> users_pb2.User:
+        user_id, _ = await self._caller(context)
+        row = await self._pool.fetchrow(_USER_SQL, user_id)
+        if row is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "user not found")
+        return users_pb2.User(
+            id=str(row["id"]),
+            username=row["username"],
+            email=row["email"],
+            is_active=row["is_active"],
+            roles=row["roles"],
+            create_time=timestamp(row["create_time"]),
+            update_time=timestamp(row["update_time"]),
+        )
+
+
+class Documents(documents_pb2_grpc.DocumentServiceServicer):
+    def __init__(self, pool: asyncpg.Pool, caller: Caller) -> None:
+        self._pool = pool
+        self._caller = caller
+
+    async def GetDocument(
+        self, request: documents_pb2.GetDocumentRequest, context: grpc.aio.ServicerContext
+    ) -> documents_pb2.Document:
+        user_id, role = await self._caller(context)
+        try:
+            doc_id = uuid.UUID(request.id)
+        except ValueError:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "id must be a UUID")
+        args = (doc_id,) if role == "admin" else (doc_id, user_id)
+        row = await self._pool.fetchrow(GET_SQL[role], *args)
+        if row is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "document not found")
+        return document(row)
+
+    async def ListDocuments(
+        self, request: documents_pb2.ListDocumentsRequest, context: grpc.aio.ServicerContext
+    ) -> documents_pb2.ListDocumentsResponse:
+        user_id, role = await self._caller(context)
+        args = () if role == "admin" else (user_id,)
+        rows = await self._pool.fetch(LIST_SQL[role], *args)
+        response = documents_pb2.ListDocumentsResponse(
+            documents=[document(row) for row in rows[:PAGE_SIZE]]
+        )
+        if len(rows) > PAGE_SIZE:
+            response.next_page_token = page_token(rows[PAGE_SIZE - 1])
+        return response
+
+
+async def load_roles(pool: asyncpg.Pool) -> dict[uuid.UUID, str]:
+    rows = await pool.fetch(_ROLES_SQL)
+    return {row["user_id"]: role_of(row["roles"]) for row in rows}
+
+
+async def serve(dsn: str, listen: str) -> None:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=POOL_MIN,
+        max_size=POOL_MAX,
+        server_settings={"application_name": "docgate-bench-baseline"},
+    )
+    caller = Caller(await load_roles(pool))
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    users_pb2_grpc.add_UserServiceServicer_to_server(Users(pool, caller), server)
+    documents_pb2_grpc.add_DocumentServiceServicer_to_server(Documents(pool, caller), server)
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    if server.add_insecure_port(listen) == 0:
+        raise OSError(f"cannot listen on {listen}")
+    await server.start()
+    await health.set("", health_pb2.HealthCheckResponse.SERVING)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop(1.0)
+    await pool.close()
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python -m bench.baseline DSN HOST:PORT", file=sys.stderr)
+        return 2
+    asyncio.run(serve(argv[0], argv[1]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

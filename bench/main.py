@@ -1,0 +1,189 @@
+"""One bench run: database, servers, scenarios, report."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import multiprocessing
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import grpc
+
+from bench import calls, database, report, targets
+from bench.database import Caller
+from bench.loadgen import Call
+from bench.runner import Comparison, LoadShape, Runner
+
+
+@dataclass(frozen=True)
+class Options:
+    docs: tuple[int, ...]
+    shape: LoadShape
+    results_dir: Path
+    quick: bool
+
+
+@dataclass
+class Session:
+    """What every scenario needs: the servers, the load runner and the callers."""
+
+    url: str
+    runner: Runner
+    servers: targets.Targets
+    callers: list[Caller]
+    headers: list[calls.Metadata]
+
+    @property
+    def by_id(self) -> dict[str, Caller]:
+        return {c.user_id: c for c in self.callers}
+
+
+def _log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+async def _prepare(data_dir: Path, docs: int) -> tuple[str, list[Caller], float]:
+    url = await database.create_database(data_dir)
+    conn = await asyncpg.connect(url)
+    try:
+        callers = await database.seed_users(conn)
+        seconds = await database.seed_documents(conn, docs)
+    finally:
+        await conn.close()
+    return url, callers, seconds
+
+
+async def _grow(url: str, docs: int, callers: list[Caller]) -> tuple[float, list[list[str]]]:
+    conn = await asyncpg.connect(url)
+    try:
+        seconds = await database.seed_documents(conn, docs)
+        found = [await database.visible_targets(conn, caller) for caller in callers]
+    finally:
+        await conn.close()
+    return seconds, found
+
+
+def scenario(session: Session, method: str, call_set: tuple[Call, ...]) -> Comparison:
+    """Probe both servers, then measure those that answer correctly."""
+    runnable: dict[str, str] = {}
+    unavailable = dict(session.servers.missing)
+    answers: dict[str, list[str]] = {}
+    for name, target in session.servers.running.items():
+        found, problem = targets.probe(
+            target, method, call_set[: targets.PROBE_CALLS], session.by_id
+        )
+        if problem is None:
+            runnable[name] = target
+            answers[name] = found
+        else:
+            unavailable[name] = problem
+    if len(set(map(tuple, answers.values()))) > 1:
+        _log(f"warning: {method} answers differ between {sorted(answers)} (compare the ids)")
+    comparison = session.runner.compare(runnable, method, call_set)
+    comparison.unavailable = unavailable
+    return comparison
+
+
+def _git_revision() -> str:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+        )
+        return out.stdout.strip() or "unknown"
+    return "unknown"
+
+
+def _run_sizes(session: Session, docs: tuple[int, ...], meta: dict[str, Any]) -> dict[str, Any]:
+    results: dict[str, Comparison] = {}
+    for index, size in enumerate(docs):
+        _log(f"seeding documents up to {size:,}")
+        seconds, found = asyncio.run(_grow(session.url, size, session.callers))
+        meta["seed_seconds"][str(size)] = round(seconds, 1)
+        _log(f"{size:,} documents ready ({seconds:.1f}s)")
+        if index == 0:
+            _log("scenario GetCurrentUser")
+            user_calls = calls.current_user_calls(session.headers)
+            results["GetCurrentUser"] = scenario(session, calls.GET_CURRENT_USER, user_calls)
+        get_calls = calls.get_calls(session.headers, found)
+        _log(f"scenario GetDocument@{size}")
+        results[f"GetDocument@{size}"] = scenario(session, calls.GET_DOCUMENT, get_calls)
+        _log(f"scenario ListDocuments@{size}")
+        list_calls = calls.list_calls(session.headers)
+        results[f"ListDocuments@{size}"] = scenario(session, calls.LIST_DOCUMENTS, list_calls)
+    return results
+
+
+def _finish(options: Options, meta: dict[str, Any], results: dict[str, Comparison]) -> Path:
+    print()
+    print(report.table(results))
+    scale: dict[str, Any] = {}
+    if len(options.docs) > 1:
+        small, large = min(options.docs), max(options.docs)
+        for rpc in ("GetDocument", "ListDocuments"):
+            found = report.scaling(results, rpc, small, large)
+            scale[rpc] = {"small": small, "large": large, "latency_ratio": found}
+            print("\n".join(report.scaling_lines(rpc, small, large, found)))
+    document = {
+        "meta": meta,
+        "scenarios": {name: c.to_json() for name, c in results.items()},
+        "ratios": {name: report.ratios(c) for name, c in results.items()},
+        "scaling": scale,
+    }
+    path = options.results_dir / f"bench-{meta['started']}.json"
+    report.write_json(path, document)
+    print(f"\nresults: {path}")
+    return path
+
+
+def run(options: Options) -> Path:
+    started = time.strftime("%Y%m%d-%H%M%S")
+    meta: dict[str, Any] = {
+        "started": started,
+        "git": _git_revision(),
+        "quick": options.quick,
+        "docs": list(options.docs),
+        "shape": asdict(options.shape),
+        "cpus": multiprocessing.cpu_count(),
+        "python": platform.python_version(),
+        "grpcio": grpc.__version__,
+        "seed_seconds": {},
+    }
+    work = Path(tempfile.mkdtemp(prefix="docgate-bench-"))
+    # Registered before the database starts, so it runs after the database's own cleanup.
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
+    _log(f"starting embedded PostgreSQL in {work}")
+    url, callers, _ = asyncio.run(_prepare(work, 0))
+    secret = database.new_secret()
+    log_dir = options.results_dir / f"logs-{started}"
+    with ExitStack() as stack:
+        executor = stack.enter_context(
+            ProcessPoolExecutor(
+                options.shape.processes, mp_context=multiprocessing.get_context("spawn")
+            )
+        )
+        servers = targets.start(stack, url, secret, log_dir)
+        _log(f"servers: {servers.running} {servers.missing or ''}")
+        session = Session(
+            url=url,
+            runner=Runner(executor, options.shape),
+            servers=servers,
+            callers=callers,
+            headers=[calls.metadata(c, secret) for c in callers],
+        )
+        results = _run_sizes(session, options.docs, meta)
+    return _finish(options, meta, results)

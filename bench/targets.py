@@ -1,0 +1,71 @@
+"""The two servers under test, started side by side on the same database."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from bench import calls, procs
+from bench.database import Caller
+from bench.loadgen import Call, call_once
+from bench.report import BASELINE, SERVICE
+
+# How many leading calls of a scenario are sent once, on each target, before measuring it.
+PROBE_CALLS = 12
+
+
+@dataclass
+class Targets:
+    """Addresses of the running servers, and why a server is missing."""
+
+    running: dict[str, str] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+
+
+def start(stack: ExitStack, url: str, secret: str, log_dir: Path) -> Targets:
+    """Start the baseline and docgate (each one process); a docgate that fails to start is
+    reported as not available, the baseline must start."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    found = Targets()
+    port = procs.free_port()
+    argv = [sys.executable, "-m", "bench.baseline", url, f"{procs.HOST}:{port}"]
+    found.running[BASELINE] = stack.enter_context(procs.server(BASELINE, argv, {}, port, log_dir))
+    port = procs.free_port()
+    env = {
+        "DOCGATE_DATABASE_URL": url,
+        "DOCGATE_JWT_SECRET": secret,
+        "DOCGATE_LISTEN": f"{procs.HOST}:{port}",
+    }
+    argv = [procs.docgate_executable(), "serve"]
+    try:
+        found.running[SERVICE] = stack.enter_context(
+            procs.server(SERVICE, argv, env, port, log_dir)
+        )
+    except (RuntimeError, OSError) as error:
+        found.missing[SERVICE] = f"not available (did not start: {str(error).splitlines()[0]})"
+    return found
+
+
+def probe(
+    target: str, method: str, sample: tuple[Call, ...], callers: dict[str, Caller]
+) -> tuple[list[str], str | None]:
+    """Send ``sample`` once; returns the answers' summaries, or why the target cannot be
+    measured on ``method``."""
+    answers = []
+    for call in sample:
+        try:
+            response = call_once(target, method, call)
+        except grpc.RpcError as error:
+            code = error.code()  # type: ignore[attr-defined]
+            if code == grpc.StatusCode.UNIMPLEMENTED:
+                return [], "not available (UNIMPLEMENTED)"
+            return [], f"not available ({code.name}: {error.details()})"  # type: ignore[attr-defined]
+        problem = calls.check(method, call, response, callers)
+        if problem is not None:
+            return [], f"not measured (wrong answer: {problem})"
+        answers.append(calls.describe(method, response))
+    return answers, None
