@@ -1,20 +1,23 @@
 """Authentication at the door: bearer JWT → Principal (roles read from the database on every
 call, so a revocation or deactivation takes effect on the caller's next call) → function-level
-check from the policy table → the servicer runs with the Principal in the ContextVar."""
+check from the policy table → the servicer runs with the Principal in the ContextVar, inside the
+RPC's unit of work (opened here, joined by the servicer)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 import grpc.aio
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from docgate import policy
 from docgate.auth.principal import Principal, acting_as
 from docgate.auth.tokens import GENERIC_MESSAGE, TokenVerifier
+from docgate.db.uow import UnitOfWork
 from docgate.errors import Unauthenticated
+from docgate.repositories.principals import load_principal
 from docgate.services.handlers import (
     Behavior,
     Continuation,
@@ -22,8 +25,6 @@ from docgate.services.handlers import (
     ServerInterceptor,
     wrap_unary,
 )
-
-PrincipalLoader = Callable[[uuid.UUID], Awaitable[Principal | None]]
 
 _BEARER = "bearer "
 # Well above any real JWT; longer values are refused before any parsing.
@@ -45,13 +46,12 @@ def bearer_token(metadata: Any) -> str:
 
 
 class AuthInterceptor(ServerInterceptor):
-    def __init__(self, verifier: TokenVerifier, load_principal: PrincipalLoader) -> None:
+    def __init__(self, verifier: TokenVerifier, uow: UnitOfWork) -> None:
         self._verifier = verifier
-        self._load_principal = load_principal
+        self._uow = uow
 
-    async def authenticate(self, metadata: Any) -> Principal:
-        user_id = self._verifier.verify(bearer_token(metadata))
-        principal = await self._load_principal(user_id)
+    async def _authenticate(self, session: AsyncSession, user_id: uuid.UUID) -> Principal:
+        principal = await load_principal(session, user_id)
         if principal is None:  # unknown or deactivated user: same answer as a bad token
             raise Unauthenticated(GENERIC_MESSAGE)
         return principal
@@ -70,10 +70,12 @@ class AuthInterceptor(ServerInterceptor):
 
         def authenticated(behavior: Behavior) -> Behavior:
             async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                principal = await self.authenticate(context.invocation_metadata())
-                policy.check_rpc_access(method, principal)
-                with acting_as(principal):
-                    return await behavior(request, context)
+                user_id = self._verifier.verify(bearer_token(context.invocation_metadata()))
+                async with self._uow.transaction() as session:
+                    principal = await self._authenticate(session, user_id)
+                    policy.check_rpc_access(method, principal)
+                    with acting_as(principal):
+                        return await behavior(request, context)
 
             return call
 

@@ -1,0 +1,34 @@
+"""The caller's identity, read once per RPC by the auth interceptor.
+
+This is the hottest query docgate runs (every authenticated call), so the statement is built
+once and executed as Core on the session's connection: no ORM entity loading, no per-call
+statement construction. The users table carries no row policy, so nothing is bypassed.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from docgate.auth.principal import Principal
+from docgate.db.models import Role, User, UserRole
+from docgate.repositories.users import role_names
+
+_ACTIVE_USER_WITH_ROLES = (
+    select(User.username, role_names())
+    .outerjoin(UserRole, UserRole.user_id == User.id)
+    .outerjoin(Role, Role.id == UserRole.role_id)
+    .where(User.id == bindparam("user_id"), User.is_active.is_(True))
+    .group_by(User.id)
+)
+
+
+async def load_principal(session: AsyncSession, user_id: uuid.UUID) -> Principal | None:
+    """The active user ``user_id`` as a Principal, or None (unknown or deactivated)."""
+    conn = await session.connection()
+    row = (await conn.execute(_ACTIVE_USER_WITH_ROLES, {"user_id": user_id})).one_or_none()
+    if row is None:
+        return None
+    return Principal(user_id=user_id, username=row.username, roles=frozenset(row.roles))
