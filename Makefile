@@ -29,6 +29,7 @@ test: install lint check-protos
 	$(BIN)/pytest
 
 lint: install
+	$(BIN)/buf lint
 	$(BIN)/ruff check $(PYDIRS)
 	$(BIN)/ruff format --check $(PYDIRS)
 	$(BIN)/mypy
