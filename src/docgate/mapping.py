@@ -6,10 +6,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from docgate.v1 import users_pb2
+from docgate.v1 import documents_pb2, users_pb2
 
 
 def timestamp(value: datetime) -> Timestamp:
@@ -37,3 +38,41 @@ def user(
         create_time=timestamp(create_time),
         update_time=timestamp(update_time),
     )
+
+
+class DocumentRow(Protocol):
+    """The document columns every read selects (never the deferred ``search`` vector)."""
+
+    id: uuid.UUID
+    title: str
+    content: str
+    owner_id: uuid.UUID
+    is_public: bool
+    requires_paid_access: bool
+    create_time: datetime
+    update_time: datetime
+    delete_time: datetime | None
+    version: int
+
+
+def etag(version: int) -> str:
+    """Opaque to clients; a weak validator of the row version, which every change bumps.
+    (docgate.documents_validation.parse_etag reads it back.)"""
+    return f'W/"{version}"'
+
+
+def document(row: DocumentRow) -> documents_pb2.Document:
+    doc = documents_pb2.Document(
+        id=str(row.id),
+        title=row.title,
+        content=row.content,
+        owner_id=str(row.owner_id),
+        is_public=row.is_public,
+        requires_paid_access=row.requires_paid_access,
+        create_time=timestamp(row.create_time),
+        update_time=timestamp(row.update_time),
+        etag=etag(row.version),
+    )
+    if row.delete_time is not None:
+        doc.delete_time.CopyFrom(timestamp(row.delete_time))
+    return doc

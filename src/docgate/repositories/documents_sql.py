@@ -1,0 +1,55 @@
+"""Pieces shared by the document repositories: the columns a read selects, the caller's
+visibility predicate for Core statements, the read connection and the one NOT_FOUND.
+
+Hot reads are Core statements on the documents table (no ORM identity map, no listener, rows
+mapped straight to protobuf). They take their WHERE clause from docgate.policy, looked up on the
+module at call time, exactly like the ORM listener does for ORM statements.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from sqlalchemy import ColumnElement, Table
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from docgate import policy
+from docgate.auth.principal import Principal
+from docgate.db.models import Document
+from docgate.errors import NotFound
+
+DOCUMENTS: Final[Table] = Document.__table__  # type: ignore[assignment]
+COLUMNS: Final[Any] = DOCUMENTS.c
+# Everything mapping.document needs; never the deferred `search` vector.
+READ_COLUMNS: Final = (
+    COLUMNS.id,
+    COLUMNS.title,
+    COLUMNS.content,
+    COLUMNS.owner_id,
+    COLUMNS.is_public,
+    COLUMNS.requires_paid_access,
+    COLUMNS.create_time,
+    COLUMNS.update_time,
+    COLUMNS.delete_time,
+    COLUMNS.version,
+)
+# The same columns as ORM attributes, for RETURNING from ORM (listener-filtered) writes.
+ORM_READ_COLUMNS: Final = tuple(getattr(Document, column.key) for column in READ_COLUMNS)
+
+
+def visible_to(principal: Principal, *, show_deleted: bool = False) -> ColumnElement[bool]:
+    """The caller's visibility predicate on the documents table (PermissionDenied when a
+    non-admin asks for deleted documents)."""
+    return policy.document_visibility(principal, show_deleted=show_deleted)(COLUMNS)
+
+
+async def read_connection(session: AsyncSession) -> AsyncConnection:
+    """The session's connection in autocommit: a read-only RPC is a single statement (or two
+    for List with total_size), so BEGIN/COMMIT would only add round trips."""
+    return await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+def document_not_found() -> NotFound:
+    """The one answer for a document that is missing or hidden from the caller: same message,
+    same details, whatever the reason."""
+    return NotFound("document not found", reason="DOCUMENT_NOT_FOUND")
