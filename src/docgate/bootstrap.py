@@ -5,18 +5,15 @@ Nothing here runs at import time. The server, the CLI and the tests all call `bu
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from docgate.auth.interceptor import AuthInterceptor
-from docgate.auth.principal import Principal
 from docgate.auth.tokens import TokenVerifier
 from docgate.config import Settings
 from docgate.db.engine import create_engine, create_session_factory
 from docgate.db.uow import UnitOfWork
-from docgate.repositories.users import UserRepository
 from docgate.services.documents import DocumentService
 from docgate.services.errors import ErrorMappingInterceptor
 from docgate.services.roles import RoleService
@@ -40,12 +37,7 @@ class App:
 def build_app(settings: Settings, database_url: str) -> App:
     engine = create_engine(database_url, settings)
     uow = UnitOfWork(create_session_factory(engine))
-
-    async def load_principal(user_id: uuid.UUID) -> Principal | None:
-        async with uow.transaction() as session:
-            return await UserRepository(session).principal(user_id)
-
-    auth = AuthInterceptor(TokenVerifier(settings), load_principal)
+    auth = AuthInterceptor(TokenVerifier(settings), uow)
     return App(
         settings=settings,
         engine=engine,
