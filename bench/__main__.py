@@ -70,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _abort)
     signal.signal(signal.SIGALRM, _abort)
     signal.alarm(args.max_seconds or (300 if args.quick else 1200))
-    run(options(args))
+    try:
+        run(options(args))
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -46,7 +46,8 @@ def start(stack: ExitStack, url: str, secret: str, log_dir: Path) -> Targets:
             procs.server(SERVICE, argv, env, port, log_dir)
         )
     except (RuntimeError, OSError) as error:
-        found.missing[SERVICE] = f"not available (did not start: {str(error).splitlines()[0]})"
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        found.missing[SERVICE] = f"not available (did not start: {lines[-1] if lines else error})"
     return found
 
 
