@@ -88,15 +88,20 @@ async def _token(settings: Settings, who: str, ttl: int | None) -> None:
 async def _serve(settings: Settings) -> None:
     url = await runtime.migrated_database_url(settings)
     app = build_app(settings, url)
-    if settings.embedded:
-        with acting_as(SYSTEM):
-            async with app.uow.transaction() as session:
-                seeded = await demo.seed_if_empty(session)
-        await _print_demo(settings, app, seeded)
-    await serve_until_signalled(app, settings.listen)
+    if not settings.embedded:
+        await serve_until_signalled(app, settings.listen)
+        return
+    with acting_as(SYSTEM):
+        async with app.uow.transaction() as session:
+            seeded = await demo.seed_if_empty(session)
+
+    async def banner(address: str) -> None:
+        await _print_demo(settings, app, seeded, address)
+
+    await serve_until_signalled(app, settings.listen, on_started=banner)
 
 
-async def _print_demo(settings: Settings, app: App, seeded: bool) -> None:
+async def _print_demo(settings: Settings, app: App, seeded: bool, addr: str) -> None:
     minter = TokenMinter(settings)
     lines = ["", "docgate dev mode" + (" (demo data seeded)" if seeded else ""), ""]
     with acting_as(SYSTEM):
@@ -109,7 +114,6 @@ async def _print_demo(settings: Settings, app: App, seeded: bool) -> None:
                     continue
                 token = minter.mint(user_id, settings.token_ttl_seconds)
                 lines += [f"{name} ({role}):", f"  export {name.upper()}_TOKEN={token}"]
-    addr = settings.listen
     lines += [
         "",
         "try:",

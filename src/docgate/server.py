@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import grpc.aio
@@ -116,13 +117,20 @@ async def start_server(app: App, listen: str) -> RunningServer:
     return running
 
 
-async def serve_until_signalled(app: App, listen: str) -> None:
-    running = await start_server(app, listen)
-    log.info("docgate serving on %s", listen.rsplit(":", 1)[0] + f":{running.port}")
+async def serve_until_signalled(
+    app: App, listen: str, on_started: Callable[[str], Awaitable[None]] | None = None
+) -> None:
+    """Serve until SIGTERM/SIGINT; ``on_started`` gets the bound host:port once serving."""
+    # Handlers first: a SIGTERM that arrives as soon as we say "serving" must still be graceful.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    running = await start_server(app, listen)
+    address = listen.rsplit(":", 1)[0] + f":{running.port}"
+    if on_started is not None:
+        await on_started(address)
+    log.info("docgate serving on %s", address)
     await stop.wait()
     log.info("shutting down (grace %.1fs)", app.settings.grace_seconds)
     await running.stop(app.settings.grace_seconds)
