@@ -44,6 +44,6 @@ def build_app(settings: Settings, database_url: str) -> App:
         uow=uow,
         interceptors=(ErrorMappingInterceptor(), auth),
         documents=DocumentService(uow, settings),
-        roles=RoleService(uow),  # type: ignore[abstract]
-        users=UserService(uow),  # type: ignore[abstract]
+        roles=RoleService(uow),
+        users=UserService(uow),
     )

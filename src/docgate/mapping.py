@@ -10,13 +10,18 @@ from typing import Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from docgate.v1 import documents_pb2, users_pb2
+from docgate.v1 import documents_pb2, roles_pb2, users_pb2
 
 
 def timestamp(value: datetime) -> Timestamp:
     ts = Timestamp()
     ts.FromDatetime(value)
     return ts
+
+
+def optional_timestamp(value: datetime | None) -> Timestamp | None:
+    """None stays None, so the message field stays unset."""
+    return None if value is None else timestamp(value)
 
 
 def user(
@@ -76,3 +81,61 @@ def document(row: DocumentRow) -> documents_pb2.Document:
     if row.delete_time is not None:
         doc.delete_time.CopyFrom(timestamp(row.delete_time))
     return doc
+
+
+def role(*, name: str, description: str, is_builtin: bool, create_time: datetime) -> roles_pb2.Role:
+    return roles_pb2.Role(
+        name=name, description=description, builtin=is_builtin, create_time=timestamp(create_time)
+    )
+
+
+def membership(*, user_id: uuid.UUID, role: str, assigned_at: datetime) -> roles_pb2.RoleMembership:
+    return roles_pb2.RoleMembership(
+        user_id=str(user_id), role=role, assign_time=timestamp(assigned_at)
+    )
+
+
+def configuration(
+    *, id: uuid.UUID, name: str, description: str, create_time: datetime
+) -> roles_pb2.Configuration:
+    return roles_pb2.Configuration(
+        id=str(id), name=name, description=description, create_time=timestamp(create_time)
+    )
+
+
+def grant(
+    *,
+    role: str,
+    configuration_id: uuid.UUID,
+    access_level: int,
+    granted_by: uuid.UUID | None,
+    granted_at: datetime,
+    expires_at: datetime | None,
+) -> roles_pb2.ConfigurationGrant:
+    return roles_pb2.ConfigurationGrant(
+        role=role,
+        configuration_id=str(configuration_id),
+        access_level=access_level,
+        # The granting admin may since have been deleted (FK SET NULL): empty string.
+        granted_by="" if granted_by is None else str(granted_by),
+        grant_time=timestamp(granted_at),
+        expire_time=optional_timestamp(expires_at),
+    )
+
+
+def effective_configuration(
+    *,
+    id: uuid.UUID,
+    name: str,
+    description: str,
+    create_time: datetime,
+    access_level: int,
+    expires_at: datetime | None,
+) -> roles_pb2.EffectiveConfiguration:
+    return roles_pb2.EffectiveConfiguration(
+        configuration=configuration(
+            id=id, name=name, description=description, create_time=create_time
+        ),
+        access_level=access_level,
+        expire_time=optional_timestamp(expires_at),
+    )

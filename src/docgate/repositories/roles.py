@@ -1,17 +1,35 @@
-"""Roles, memberships and configuration grants."""
+"""Roles: the named sets of permissions users hold."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from docgate import mapping, pagination
 from docgate.db.models import Role
-from docgate.errors import NotFound
+from docgate.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from docgate.v1 import roles_pb2
 
 ROLE_NOT_FOUND = "role not found"
+
+
+def key_after(page_token: str, bound_to: str) -> str | None:
+    """The one-column keyset a page token of ours carries (None: first page)."""
+    if not page_token:
+        return None
+    key = pagination.decode(page_token, bound_to)
+    if len(key) != 1 or not isinstance(key[0], str):
+        raise InvalidArgument("page_token is not valid", reason="INVALID_PAGE_TOKEN")
+    return key[0]
+
+
+def role_not_found(name: str) -> NotFound:
+    return NotFound(ROLE_NOT_FOUND, reason="ROLE_NOT_FOUND", metadata={"role": name})
 
 
 async def role_ids(session: AsyncSession, names: Iterable[str]) -> list[uuid.UUID]:
@@ -23,5 +41,85 @@ async def role_ids(session: AsyncSession, names: Iterable[str]) -> list[uuid.UUI
     found = {name: rid for name, rid in rows}
     for name in wanted:
         if name not in found:
-            raise NotFound(ROLE_NOT_FOUND, reason="ROLE_NOT_FOUND", metadata={"role": name})
+            raise role_not_found(name)
     return [found[name] for name in wanted]
+
+
+async def role_id(session: AsyncSession, name: str) -> uuid.UUID:
+    (rid,) = await role_ids(session, [name])
+    return rid
+
+
+def _roles() -> Select[str, str, bool, datetime]:
+    return select(Role.name, Role.description, Role.is_builtin, Role.create_time)
+
+
+class RoleRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def create(self, name: str, description: str) -> roles_pb2.Role:
+        # ON CONFLICT DO NOTHING: a taken name is an answer, not an aborted transaction.
+        stmt = (
+            pg_insert(Role)
+            .values(name=name, description=description)
+            .on_conflict_do_nothing(index_elements=[Role.name])
+            .returning(Role.name, Role.description, Role.is_builtin, Role.create_time)
+        )
+        row = (await self._session.execute(stmt)).first()
+        if row is None:
+            raise AlreadyExists(
+                "a role with that name already exists",
+                reason="ROLE_EXISTS",
+                metadata={"role": name},
+            )
+        return mapping.role(**row._asdict())
+
+    async def get(self, name: str) -> roles_pb2.Role:
+        row = (await self._session.execute(_roles().where(Role.name == name))).first()
+        if row is None:
+            raise role_not_found(name)
+        return mapping.role(**row._asdict())
+
+    async def list_page(self, page_size: int, page_token: str) -> roles_pb2.ListRolesResponse:
+        bound_to = pagination.fingerprint("roles")
+        stmt = _roles().order_by(Role.name).limit(page_size + 1)
+        after = key_after(page_token, bound_to)
+        if after is not None:
+            stmt = stmt.where(Role.name > after)
+        rows = (await self._session.execute(stmt)).all()
+        reply = roles_pb2.ListRolesResponse(
+            roles=[mapping.role(**row._asdict()) for row in rows[:page_size]]
+        )
+        if len(rows) > page_size:
+            reply.next_page_token = pagination.encode(bound_to, [rows[page_size - 1].name])
+        return reply
+
+    async def update_description(self, name: str, description: str) -> roles_pb2.Role:
+        stmt = (
+            update(Role)
+            .where(Role.name == name)
+            .values(description=description)
+            .returning(Role.name, Role.description, Role.is_builtin, Role.create_time)
+        )
+        row = (await self._session.execute(stmt)).first()
+        if row is None:
+            raise role_not_found(name)
+        return mapping.role(**row._asdict())
+
+    async def delete(self, name: str) -> None:
+        """Memberships and grants go with the role: ON DELETE CASCADE, same statement."""
+        row = (
+            await self._session.execute(
+                select(Role.is_builtin).where(Role.name == name).with_for_update()
+            )
+        ).first()
+        if row is None:
+            raise role_not_found(name)
+        if row.is_builtin:
+            raise FailedPrecondition(
+                "built-in roles cannot be deleted",
+                reason="BUILTIN_ROLE",
+                metadata={"role": name},
+            )
+        await self._session.execute(delete(Role).where(Role.name == name))

@@ -6,16 +6,19 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, func, insert, select
+from sqlalchemy import ColumnElement, Select, String, delete, exists, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
-from docgate import mapping
+from docgate import mapping, pagination
 from docgate.auth.principal import Principal
-from docgate.db.models import Role, User, UserRole
-from docgate.errors import AlreadyExists, NotFound
-from docgate.repositories.roles import role_ids
+from docgate.db.filtering import SHOW_DELETED
+from docgate.db.models import Document, Role, User, UserRole
+from docgate.errors import AlreadyExists, FailedPrecondition, NotFound
+from docgate.repositories.memberships import guard_last_admin, require_user
+from docgate.repositories.roles import key_after, role_id, role_ids
 from docgate.v1 import users_pb2
 
 USER_NOT_FOUND = "user not found"
@@ -41,6 +44,16 @@ def users_with_roles() -> Select[uuid.UUID, str, str, bool, datetime, datetime, 
         .outerjoin(UserRole, UserRole.user_id == User.id)
         .outerjoin(Role, Role.id == UserRole.role_id)
         .group_by(User.id)
+    )
+
+
+def _user_exists() -> AlreadyExists:
+    return AlreadyExists("a user with that username or email already exists", reason="USER_EXISTS")
+
+
+def _owns_documents() -> FailedPrecondition:
+    return FailedPrecondition(
+        "the user owns documents; delete them first or pass force", reason="USER_OWNS_DOCUMENTS"
     )
 
 
@@ -77,9 +90,7 @@ class UserRepository:
                     insert(User).values(username=username, email=email).returning(User.id)
                 )
         except IntegrityError as exc:
-            raise AlreadyExists(
-                "a user with that username or email already exists", reason="USER_EXISTS"
-            ) from exc
+            raise _user_exists() from exc
         assert user_id is not None
         if ids:
             await self._session.execute(
@@ -97,3 +108,76 @@ class UserRepository:
         if user_id is None:
             raise NotFound(USER_NOT_FOUND, reason="USER_NOT_FOUND")
         return user_id
+
+    async def list_page(
+        self,
+        page_size: int,
+        page_token: str,
+        *,
+        role: str | None,
+        without_roles: bool,
+        is_active: bool | None,
+    ) -> users_pb2.ListUsersResponse:
+        """One statement per page: filters, keyset on username and the role aggregate."""
+        bound_to = pagination.fingerprint("users", role, without_roles, is_active)
+        after = key_after(page_token, bound_to)
+        # An alias: the subqueries must not correlate with the outer-joined user_roles.
+        member = aliased(UserRole)
+        stmt = users_with_roles().order_by(User.username).limit(page_size + 1)
+        if role is not None:
+            rid = await role_id(self._session, role)
+            stmt = stmt.where(User.id.in_(select(member.user_id).where(member.role_id == rid)))
+        if without_roles:
+            stmt = stmt.where(~exists().where(member.user_id == User.id))
+        if is_active is not None:
+            stmt = stmt.where(User.is_active.is_(is_active))
+        if after is not None:
+            stmt = stmt.where(User.username > after)
+        rows = (await self._session.execute(stmt)).all()
+        reply = users_pb2.ListUsersResponse(
+            users=[mapping.user(**row._asdict()) for row in rows[:page_size]]
+        )
+        if len(rows) > page_size:
+            reply.next_page_token = pagination.encode(bound_to, [rows[page_size - 1].username])
+        return reply
+
+    async def update(
+        self, user_id: uuid.UUID, *, email: str | None, is_active: bool | None
+    ) -> users_pb2.User:
+        """Change the given fields (None: leave alone); update_time from the database clock."""
+        await require_user(self._session, user_id)
+        if is_active is False:
+            await guard_last_admin(self._session, user_id)
+        values: dict[str, Any] = {"update_time": func.now()}
+        if email is not None:
+            values["email"] = email
+        if is_active is not None:
+            values["is_active"] = is_active
+        stmt = update(User).where(User.id == user_id).values(**values)
+        try:
+            await self._session.execute(stmt.execution_options(synchronize_session=False))
+        except IntegrityError as exc:
+            raise _user_exists() from exc
+        return await self.get(user_id)
+
+    async def delete(self, user_id: uuid.UUID, *, force: bool) -> None:
+        """Hard delete. Memberships cascade and grants they made keep granted_by NULL (FKs);
+        documents (soft-deleted ones too) only go with ``force``."""
+        await require_user(self._session, user_id)
+        await guard_last_admin(self._session, user_id)
+        # Every document of the owner, whatever its state: the caller is an admin, and
+        # show_deleted makes the policy listener include soft-deleted rows.
+        owned = Document.owner_id == user_id
+        any_owned = select(Document.id).where(owned).limit(1)
+        if await self._session.scalar(any_owned.execution_options(**{SHOW_DELETED: True})):
+            if not force:
+                raise _owns_documents()
+            await self._session.execute(
+                delete(Document)
+                .where(owned)
+                .execution_options(synchronize_session=False, **{SHOW_DELETED: True})
+            )
+        try:
+            await self._session.execute(delete(User).where(User.id == user_id))
+        except IntegrityError as exc:  # a document was created meanwhile (FK RESTRICT)
+            raise _owns_documents() from exc

@@ -1,0 +1,137 @@
+"""Role membership (user_roles) and the guard that keeps at least one active admin."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import UUID, delete, exists, func, literal, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from docgate import mapping, pagination
+from docgate.auth.principal import ADMIN
+from docgate.db.models import Role, User, UserRole
+from docgate.errors import FailedPrecondition, NotFound
+from docgate.repositories.roles import key_after, role_id
+from docgate.v1 import roles_pb2
+
+USER_NOT_FOUND = "user not found"
+# Any fixed bigint: the one advisory lock every "could remove the last admin" change takes.
+ADMIN_GUARD_LOCK = 0x646F_6367_6164_6D6E  # "docgadmn"
+
+
+def user_not_found() -> NotFound:
+    return NotFound(USER_NOT_FOUND, reason="USER_NOT_FOUND")
+
+
+async def require_user(session: AsyncSession, user_id: uuid.UUID) -> None:
+    if not await session.scalar(select(exists().where(User.id == user_id))):
+        raise user_not_found()
+
+
+async def guard_last_admin(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """FAILED_PRECONDITION if ``user_id`` is the only active admin.
+
+    Call it *before* revoking admin from, deactivating or deleting ``user_id``. The
+    transaction-scoped advisory lock serialises such changes: the second of two racing calls
+    waits until the first commits and then (READ COMMITTED: a fresh snapshot per statement)
+    counts the admins that are left.
+    """
+    await session.execute(select(func.pg_advisory_xact_lock(ADMIN_GUARD_LOCK)))
+    active_admins = (
+        select(User.id)
+        .join(UserRole, UserRole.user_id == User.id)
+        .join(Role, Role.id == UserRole.role_id)
+        .where(Role.name == ADMIN, User.is_active.is_(True))
+        .limit(2)
+    )
+    if list(await session.scalars(active_admins)) == [user_id]:
+        raise FailedPrecondition(
+            "this would leave no active admin",
+            reason="LAST_ADMIN",
+            metadata={"user_id": str(user_id)},
+        )
+
+
+class MembershipRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def assign(self, user_id: uuid.UUID, role: str) -> roles_pb2.RoleMembership:
+        """Idempotent: ON CONFLICT DO NOTHING, so racing duplicates leave one row."""
+        rid = await role_id(self._session, role)
+        stmt = (
+            pg_insert(UserRole)
+            .from_select(
+                ["user_id", "role_id"],
+                select(User.id, literal(rid, UUID)).where(User.id == user_id),
+            )
+            .on_conflict_do_nothing(index_elements=[UserRole.user_id, UserRole.role_id])
+        )
+        try:
+            await self._session.execute(stmt)
+        except IntegrityError as exc:  # the user was deleted meanwhile
+            raise user_not_found() from exc
+        assigned_at = await self._session.scalar(
+            select(UserRole.assigned_at).where(UserRole.user_id == user_id, UserRole.role_id == rid)
+        )
+        if assigned_at is None:
+            raise user_not_found()
+        return mapping.membership(user_id=user_id, role=role, assigned_at=assigned_at)
+
+    async def revoke(self, user_id: uuid.UUID, role: str) -> None:
+        """Idempotent; refuses to take admin from the last active admin."""
+        rid = await role_id(self._session, role)
+        await require_user(self._session, user_id)
+        if role == ADMIN:
+            await guard_last_admin(self._session, user_id)
+        await self._session.execute(
+            delete(UserRole).where(UserRole.user_id == user_id, UserRole.role_id == rid)
+        )
+
+    async def list_for_user(self, user_id: uuid.UUID) -> roles_pb2.ListUserRolesResponse:
+        await require_user(self._session, user_id)
+        stmt = (
+            select(UserRole.user_id, Role.name.label("role"), UserRole.assigned_at)
+            .join(Role, Role.id == UserRole.role_id)
+            .where(UserRole.user_id == user_id)
+            .order_by(Role.name)
+        )
+        rows = (await self._session.execute(stmt)).all()
+        return roles_pb2.ListUserRolesResponse(
+            memberships=[mapping.membership(**row._asdict()) for row in rows]
+        )
+
+    async def list_members(
+        self, role: str, page_size: int, page_token: str
+    ) -> roles_pb2.ListRoleMembersResponse:
+        rid = await role_id(self._session, role)
+        bound_to = pagination.fingerprint("role_members", role)
+        stmt = (
+            select(UserRole.user_id, UserRole.assigned_at)
+            .where(UserRole.role_id == rid)
+            .order_by(UserRole.user_id)
+            .limit(page_size + 1)
+        )
+        after = key_after(page_token, bound_to)
+        if after is not None:
+            # Our own token (checksummed), so the key is the UUID we wrote.
+            stmt = stmt.where(UserRole.user_id > uuid.UUID(after))
+        rows = (await self._session.execute(stmt)).all()
+        reply = roles_pb2.ListRoleMembersResponse(
+            memberships=[
+                mapping.membership(user_id=row.user_id, role=role, assigned_at=row.assigned_at)
+                for row in rows[:page_size]
+            ]
+        )
+        if len(rows) > page_size:
+            last = str(rows[page_size - 1].user_id)
+            reply.next_page_token = pagination.encode(bound_to, [last])
+        return reply
+
+    async def has_role(self, user_id: uuid.UUID, role: str) -> bool:
+        rid = await role_id(self._session, role)
+        await require_user(self._session, user_id)
+        held = exists().where(UserRole.user_id == user_id, UserRole.role_id == rid)
+        return bool(await self._session.scalar(select(held)))
