@@ -18,6 +18,8 @@ TEST_SECRET = "test-secret-" + "x" * 40
 
 @dataclass(frozen=True)
 class TestUser:
+    __test__ = False  # a helper, not a test class
+
     id: uuid.UUID
     username: str
     roles: tuple[str, ...]
