@@ -44,9 +44,10 @@ def visible_to(principal: Principal, *, show_deleted: bool = False) -> ColumnEle
 
 
 async def read_connection(session: AsyncSession) -> AsyncConnection:
-    """The session's connection in autocommit: a read-only RPC is a single statement (or two
-    for List with total_size), so BEGIN/COMMIT would only add round trips."""
-    return await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    """The RPC's connection (the auth interceptor already opened its transaction): Core
+    statements on it skip the ORM layer and the listener, whose predicate they carry
+    themselves."""
+    return await session.connection()
 
 
 def document_not_found() -> NotFound:
