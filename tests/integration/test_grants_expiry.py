@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from docgate.bootstrap import App
-from docgate.repositories.configurations import ConfigurationRepository
+from docgate.repositories.grants import GrantRepository
 from tests.support import make_user, unique
 
 
@@ -45,7 +45,7 @@ async def test_grant_is_expired_at_exactly_expires_at(
             ),
             {"r": role_id, "c": config_id},
         )
-        reply = await ConfigurationRepository(session).reachable_by(user.id)
+        reply = await GrantRepository(session).reachable_by(user.id)
         await session.rollback()
     ids = [uuid.UUID(c.configuration.id) for c in reply.configurations]
     assert ids == ([config_id] if reachable else [])

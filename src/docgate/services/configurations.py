@@ -15,6 +15,7 @@ from docgate.auth.principal import require_principal
 from docgate.db.uow import UnitOfWork
 from docgate.errors import InvalidArgument
 from docgate.repositories.configurations import ConfigurationRepository
+from docgate.repositories.grants import GrantRepository
 from docgate.v1 import roles_pb2, roles_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -71,7 +72,7 @@ class ConfigurationRpcs(roles_pb2_grpc.RoleServiceServicer):
         if request.HasField("expire_time"):
             expires_at = validation.timestamp(request.expire_time, "expire_time")
         async with self._uow.transaction() as session:
-            return await ConfigurationRepository(session).grant(
+            return await GrantRepository(session).grant(
                 role, configuration_id, request.access_level, expires_at, granted_by
             )
 
@@ -81,7 +82,7 @@ class ConfigurationRpcs(roles_pb2_grpc.RoleServiceServicer):
         role = validation.role_name(request.role)
         configuration_id = validation.parse_id(request.configuration_id, "configuration_id")
         async with self._uow.transaction() as session:
-            await ConfigurationRepository(session).revoke(role, configuration_id)
+            await GrantRepository(session).revoke(role, configuration_id)
         return empty_pb2.Empty()
 
     async def ListRoleConfigurations(
@@ -89,11 +90,11 @@ class ConfigurationRpcs(roles_pb2_grpc.RoleServiceServicer):
     ) -> roles_pb2.ListRoleConfigurationsResponse:
         role = validation.role_name(request.role)
         async with self._uow.transaction() as session:
-            return await ConfigurationRepository(session).grants_of(role)
+            return await GrantRepository(session).grants_of(role)
 
     async def ListMyConfigurations(
         self, request: roles_pb2.ListMyConfigurationsRequest, context: Context
     ) -> roles_pb2.ListMyConfigurationsResponse:
         user_id = require_principal().user_id
         async with self._uow.transaction() as session:
-            return await ConfigurationRepository(session).reachable_by(user_id)
+            return await GrantRepository(session).reachable_by(user_id)

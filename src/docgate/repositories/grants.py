@@ -1,0 +1,129 @@
+"""Grants of configurations to roles (role_configurations: level, granter, expiry).
+
+Every time comparison uses the database clock: ``now()`` is the transaction's start time, so
+the grant time written and the expiry checked in one RPC agree.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from docgate import mapping
+from docgate.db.models import Configuration, RoleConfiguration, UserRole
+from docgate.errors import InvalidArgument
+from docgate.repositories.configurations import (
+    CONFIGURATION_COLUMNS,
+    configuration_not_found,
+    require_configuration,
+)
+from docgate.repositories.roles import role_id
+from docgate.v1 import roles_pb2
+
+_GRANT = (
+    RoleConfiguration.configuration_id,
+    RoleConfiguration.access_level,
+    RoleConfiguration.granted_by,
+    RoleConfiguration.granted_at,
+    RoleConfiguration.expires_at,
+)
+
+
+class GrantRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def grant(
+        self,
+        role: str,
+        configuration_id: uuid.UUID,
+        access_level: int,
+        expires_at: datetime | None,
+        granted_by: uuid.UUID,
+    ) -> roles_pb2.ConfigurationGrant:
+        """Insert or refresh the grant; granted_by and granted_at always come from the server."""
+        rid = await role_id(self._session, role)
+        await require_configuration(self._session, configuration_id)
+        if expires_at is not None:
+            db_now = await self._session.scalar(select(func.now()))
+            if db_now is None or expires_at <= db_now:
+                raise InvalidArgument(
+                    "expire_time must be in the future",
+                    reason="EXPIRE_TIME_IN_PAST",
+                    metadata={"field": "expire_time"},
+                )
+        values = {
+            "access_level": access_level,
+            "expires_at": expires_at,
+            "granted_by": granted_by,
+            "granted_at": func.now(),
+        }
+        insert = pg_insert(RoleConfiguration).values(
+            role_id=rid, configuration_id=configuration_id, **values
+        )
+        upsert = insert.on_conflict_do_update(
+            index_elements=[RoleConfiguration.role_id, RoleConfiguration.configuration_id],
+            set_=values,
+        ).returning(*_GRANT)
+        try:
+            row = (await self._session.execute(upsert)).one()
+        except IntegrityError as exc:  # the configuration was deleted meanwhile
+            raise configuration_not_found() from exc
+        return mapping.grant(role=role, **row._asdict())
+
+    async def revoke(self, role: str, configuration_id: uuid.UUID) -> None:
+        """Idempotent, like RevokeRole; an unknown role or configuration is NOT_FOUND."""
+        rid = await role_id(self._session, role)
+        await require_configuration(self._session, configuration_id)
+        await self._session.execute(
+            delete(RoleConfiguration).where(
+                RoleConfiguration.role_id == rid,
+                RoleConfiguration.configuration_id == configuration_id,
+            )
+        )
+
+    async def grants_of(self, role: str) -> roles_pb2.ListRoleConfigurationsResponse:
+        rid = await role_id(self._session, role)
+        stmt = (
+            select(*_GRANT)
+            .where(RoleConfiguration.role_id == rid)
+            .order_by(RoleConfiguration.configuration_id)
+        )
+        rows = (await self._session.execute(stmt)).all()
+        return roles_pb2.ListRoleConfigurationsResponse(
+            grants=[mapping.grant(role=role, **row._asdict()) for row in rows]
+        )
+
+    async def reachable_by(self, user_id: uuid.UUID) -> roles_pb2.ListMyConfigurationsResponse:
+        """One query: the user's roles' unexpired grants, grouped per configuration.
+
+        min() ignores NULLs, so the soonest expiry is NULL only when no grant expires.
+        """
+        stmt = (
+            select(
+                *CONFIGURATION_COLUMNS,
+                func.max(RoleConfiguration.access_level).label("access_level"),
+                func.min(RoleConfiguration.expires_at).label("expires_at"),
+            )
+            .join(RoleConfiguration, RoleConfiguration.configuration_id == Configuration.id)
+            .join(UserRole, UserRole.role_id == RoleConfiguration.role_id)
+            .where(
+                UserRole.user_id == user_id,
+                # Expired at exactly expires_at (the SpiceDB rule).
+                or_(
+                    RoleConfiguration.expires_at.is_(None),
+                    RoleConfiguration.expires_at > func.now(),
+                ),
+            )
+            .group_by(Configuration.id)
+            .order_by(Configuration.name)
+        )
+        rows = (await self._session.execute(stmt)).all()
+        return roles_pb2.ListMyConfigurationsResponse(
+            configurations=[mapping.effective_configuration(**row._asdict()) for row in rows]
+        )
