@@ -14,7 +14,7 @@ from bench.runner import LoadShape
 RESULTS = Path(__file__).resolve().parent / "results"
 
 FULL = LoadShape(
-    processes=2, concurrency=16, warmup_s=1.0, duration_s=8.0, rounds=3, initial_warmup_s=3.0
+    processes=2, concurrency=16, warmup_s=1.0, duration_s=5.0, rounds=5, initial_warmup_s=3.0
 )
 QUICK = LoadShape(
     processes=2, concurrency=16, warmup_s=0.5, duration_s=2.5, rounds=2, initial_warmup_s=1.5

@@ -52,7 +52,10 @@ class _Window:
 
 
 async def _caller(
-    call: grpc.aio.UnaryUnaryMultiCallable, spec: LoadSpec, window: _Window, index: int
+    call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes],
+    spec: LoadSpec,
+    window: _Window,
+    index: int,
 ) -> None:
     calls = spec.calls
     position = spec.offset + index * 7919
@@ -73,7 +76,7 @@ async def _caller(
 async def _drive(spec: LoadSpec) -> LoadResult:
     async with grpc.aio.insecure_channel(spec.target) as channel:
         await asyncio.wait_for(channel.channel_ready(), timeout=10)
-        call = channel.unary_unary(spec.method)
+        call = channel.unary_unary(spec.method, request_serializer=None, response_deserializer=None)
         await asyncio.sleep(max(0.0, spec.start_at - time.time()))
         now = time.perf_counter()
         measure_from = now + spec.warmup_s
@@ -94,5 +97,8 @@ def call_once(target: str, method: str, call: Call, timeout_s: float = 10.0) -> 
     """One blocking call (probes and sanity checks); raises grpc.RpcError on failure."""
     with grpc.insecure_channel(target) as channel:
         request, metadata = call
-        response: bytes = channel.unary_unary(method)(request, metadata=metadata, timeout=timeout_s)
+        multicallable = channel.unary_unary(
+            method, request_serializer=None, response_deserializer=None
+        )
+        response: bytes = multicallable(request, metadata=metadata, timeout=timeout_s)
         return response

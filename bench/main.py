@@ -6,6 +6,7 @@ import asyncio
 import atexit
 import contextlib
 import multiprocessing
+import os
 import platform
 import shutil
 import subprocess
@@ -22,7 +23,7 @@ import grpc
 
 from bench import calls, database, report, targets
 from bench.database import Caller
-from bench.loadgen import Call
+from bench.loadgen import Call, Metadata
 from bench.runner import Comparison, LoadShape, Runner
 
 
@@ -42,7 +43,7 @@ class Session:
     runner: Runner
     servers: targets.Targets
     callers: list[Caller]
-    headers: list[calls.Metadata]
+    headers: list[Metadata]
 
     @property
     def by_id(self) -> dict[str, Caller]:
@@ -117,12 +118,15 @@ def _run_sizes(session: Session, docs: tuple[int, ...], meta: dict[str, Any]) ->
         _log(f"{size:,} documents ready ({seconds:.1f}s)")
         if index == 0:
             _log("scenario GetCurrentUser")
+            meta["loadavg"]["GetCurrentUser"] = os.getloadavg()
             user_calls = calls.current_user_calls(session.headers)
             results["GetCurrentUser"] = scenario(session, calls.GET_CURRENT_USER, user_calls)
         get_calls = calls.get_calls(session.headers, found)
         _log(f"scenario GetDocument@{size}")
+        meta["loadavg"][f"GetDocument@{size}"] = os.getloadavg()
         results[f"GetDocument@{size}"] = scenario(session, calls.GET_DOCUMENT, get_calls)
         _log(f"scenario ListDocuments@{size}")
+        meta["loadavg"][f"ListDocuments@{size}"] = os.getloadavg()
         list_calls = calls.list_calls(session.headers)
         results[f"ListDocuments@{size}"] = scenario(session, calls.LIST_DOCUMENTS, list_calls)
     return results
@@ -162,6 +166,8 @@ def run(options: Options) -> Path:
         "python": platform.python_version(),
         "grpcio": grpc.__version__,
         "seed_seconds": {},
+        # The box's load average as each scenario starts: other work on it shows up here.
+        "loadavg": {},
     }
     work = Path(tempfile.mkdtemp(prefix="docgate-bench-"))
     # Registered before the database starts, so it runs after the database's own cleanup.

@@ -61,10 +61,10 @@ def probe(
         try:
             response = call_once(target, method, call)
         except grpc.RpcError as error:
-            code = error.code()  # type: ignore[attr-defined]
+            code = error.code()
             if code == grpc.StatusCode.UNIMPLEMENTED:
                 return [], "not available (UNIMPLEMENTED)"
-            return [], f"not available ({code.name}: {error.details()})"  # type: ignore[attr-defined]
+            return [], f"not available ({code.name}: {error.details()})"
         problem = calls.check(method, call, response, callers)
         if problem is not None:
             return [], f"not measured (wrong answer: {problem})"
