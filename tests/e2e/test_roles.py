@@ -314,3 +314,35 @@ async def _role_id(app: App, name: str) -> uuid.UUID:
             await conn.execute(text("select id from roles where name = :n"), {"n": name})
         ).one()
     return uuid.UUID(str(value.id))
+
+
+async def test_list_role_members_pages(
+    app: App, roles: roles_pb2_grpc.RoleServiceStub, admin: support.TestUser
+) -> None:
+    md = {"metadata": admin.metadata, "timeout": DEADLINE}
+    name = unique("r")
+    await roles.CreateRole(roles_pb2.CreateRoleRequest(name=name), **md)
+    members = {str((await make_user(app, name)).id) for _ in range(5)}
+    seen: list[str] = []
+    token = ""
+    while True:
+        page = await roles.ListRoleMembers(
+            roles_pb2.ListRoleMembersRequest(role=name, page_size=2, page_token=token), **md
+        )
+        assert len(page.memberships) <= 2 and all(m.role == name for m in page.memberships)
+        seen += [m.user_id for m in page.memberships]
+        token = page.next_page_token
+        if not token:
+            break
+    assert sorted(seen) == seen and set(seen) == members and len(seen) == 5
+    # The token is bound to its role.
+    first = await roles.ListRoleMembers(
+        roles_pb2.ListRoleMembersRequest(role=name, page_size=1), **md
+    )
+    await _fails(
+        roles.ListRoleMembers(
+            roles_pb2.ListRoleMembersRequest(role="admin", page_token=first.next_page_token), **md
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_PAGE_TOKEN",
+    )
