@@ -321,3 +321,37 @@ async def test_delete_configuration_removes_its_grants(
         c=uuid.UUID(config.id),
     )
     assert rows[0]["n"] == 0
+
+
+async def test_concurrent_grants_and_revokes_leave_at_most_one_row(
+    app: App, roles: Stub, admin: support.TestUser
+) -> None:
+    md = {"metadata": admin.metadata, "timeout": DEADLINE}
+    role, config = await _setup(roles, admin)
+    levels = list(range(1, 11))
+    calls = [
+        roles.GrantConfiguration(
+            roles_pb2.GrantConfigurationRequest(
+                role=role, configuration_id=config.id, access_level=level
+            ),
+            **md,
+        )
+        for level in levels
+    ]
+    calls += [
+        roles.RevokeConfiguration(
+            roles_pb2.RevokeConfigurationRequest(role=role, configuration_id=config.id), **md
+        )
+        for _ in range(3)
+    ]
+    await asyncio.gather(*calls)  # every call succeeds: upsert and idempotent delete
+    rows = await _sql(
+        app,
+        "select access_level from role_configurations where configuration_id = :c",
+        c=uuid.UUID(config.id),
+    )
+    assert len(rows) <= 1 and all(row["access_level"] in levels for row in rows)
+    listed = await roles.ListRoleConfigurations(
+        roles_pb2.ListRoleConfigurationsRequest(role=role), **md
+    )
+    assert [g.access_level for g in listed.grants] == [row["access_level"] for row in rows]
