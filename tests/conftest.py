@@ -69,6 +69,9 @@ def settings_for(database_url: str, **overrides: object) -> Settings:
         "jwt_secret": TEST_SECRET,
         "pool_size": 10,
         "max_overflow": 20,
+        # The suite shares a 2-core box with PostgreSQL; a burst of 200 calls may queue for a
+        # connection longer than the production default allows.
+        "pool_timeout": 30.0,
         "health_interval_seconds": 0.2,
         "grace_seconds": 1.0,
     }

@@ -36,7 +36,7 @@ class App:
 
 def build_app(settings: Settings, database_url: str) -> App:
     engine = create_engine(database_url, settings)
-    uow = UnitOfWork(create_session_factory(engine))
+    uow = UnitOfWork(engine, create_session_factory(engine))
     auth = AuthInterceptor(TokenVerifier(settings), uow)
     return App(
         settings=settings,

@@ -112,7 +112,7 @@ async def test_200_concurrent_callers_each_see_only_themselves(
     app: App, channel: grpc.aio.Channel
 ) -> None:
     roles = [("free_user",), ("paid_user",), ("admin",), (), ("paid_user", "free_user")]
-    users = await asyncio.gather(*(make_user(app, *roles[i % len(roles)]) for i in range(200)))
+    users = [await make_user(app, *roles[i % len(roles)]) for i in range(200)]
     stub = users_pb2_grpc.UserServiceStub(channel)
     replies = await asyncio.gather(
         *(

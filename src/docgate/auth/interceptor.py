@@ -1,7 +1,7 @@
 """Authentication at the door: bearer JWT → Principal (roles read from the database on every
 call, so a revocation or deactivation takes effect on the caller's next call) → function-level
 check from the policy table → the servicer runs with the Principal in the ContextVar, inside the
-RPC's unit of work (opened here, joined by the servicer)."""
+RPC's connection (checked out here, joined by the servicer's unit of work)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 import grpc.aio
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from docgate import policy
 from docgate.auth.principal import Principal, acting_as
@@ -50,8 +50,8 @@ class AuthInterceptor(ServerInterceptor):
         self._verifier = verifier
         self._uow = uow
 
-    async def _authenticate(self, session: AsyncSession, user_id: uuid.UUID) -> Principal:
-        principal = await load_principal(session, user_id)
+    async def _authenticate(self, connection: AsyncConnection, user_id: uuid.UUID) -> Principal:
+        principal = await load_principal(connection, user_id)
         if principal is None:  # unknown or deactivated user: same answer as a bad token
             raise Unauthenticated(GENERIC_MESSAGE)
         return principal
@@ -71,8 +71,8 @@ class AuthInterceptor(ServerInterceptor):
         def authenticated(behavior: Behavior) -> Behavior:
             async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 user_id = self._verifier.verify(bearer_token(context.invocation_metadata()))
-                async with self._uow.transaction() as session:
-                    principal = await self._authenticate(session, user_id)
+                async with self._uow.rpc() as connection:
+                    principal = await self._authenticate(connection, user_id)
                     policy.check_rpc_access(method, principal)
                     with acting_as(principal):
                         return await behavior(request, context)

@@ -33,6 +33,8 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
         pool_recycle=settings.pool_recycle,
         pool_pre_ping=settings.pool_pre_ping,
         pool_timeout=settings.pool_timeout,
+        # Transactions are explicit (UnitOfWork.transaction); see docgate.db.uow for why.
+        isolation_level="AUTOCOMMIT",
         connect_args={"server_settings": server_settings},
     )
 

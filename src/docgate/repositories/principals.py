@@ -1,7 +1,7 @@
 """The caller's identity, read once per RPC by the auth interceptor.
 
 This is the hottest query docgate runs (every authenticated call), so the statement is built
-once and executed as Core on the session's connection: no ORM entity loading, no per-call
+once and executed as Core on the RPC's connection: no ORM entity loading, no per-call
 statement construction. The users table carries no row policy, so nothing is bypassed.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from docgate.auth.principal import Principal
 from docgate.db.models import Role, User, UserRole
@@ -25,9 +25,8 @@ _ACTIVE_USER_WITH_ROLES = (
 )
 
 
-async def load_principal(session: AsyncSession, user_id: uuid.UUID) -> Principal | None:
+async def load_principal(conn: AsyncConnection, user_id: uuid.UUID) -> Principal | None:
     """The active user ``user_id`` as a Principal, or None (unknown or deactivated)."""
-    conn = await session.connection()
     row = (await conn.execute(_ACTIVE_USER_WITH_ROLES, {"user_id": user_id})).one_or_none()
     if row is None:
         return None
