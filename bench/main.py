@@ -96,6 +96,11 @@ def scenario(session: Session, method: str, call_set: tuple[Call, ...]) -> Compa
     return comparison
 
 
+def _loadavg() -> list[float]:
+    """1, 5 and 15 minute load averages."""
+    return [round(value, 2) for value in os.getloadavg()]
+
+
 def _git_revision() -> str:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         out = subprocess.run(
@@ -118,15 +123,15 @@ def _run_sizes(session: Session, docs: tuple[int, ...], meta: dict[str, Any]) ->
         _log(f"{size:,} documents ready ({seconds:.1f}s)")
         if index == 0:
             _log("scenario GetCurrentUser")
-            meta["loadavg"]["GetCurrentUser"] = os.getloadavg()
+            meta["loadavg"]["GetCurrentUser"] = _loadavg()
             user_calls = calls.current_user_calls(session.headers)
             results["GetCurrentUser"] = scenario(session, calls.GET_CURRENT_USER, user_calls)
         get_calls = calls.get_calls(session.headers, found)
         _log(f"scenario GetDocument@{size}")
-        meta["loadavg"][f"GetDocument@{size}"] = os.getloadavg()
+        meta["loadavg"][f"GetDocument@{size}"] = _loadavg()
         results[f"GetDocument@{size}"] = scenario(session, calls.GET_DOCUMENT, get_calls)
         _log(f"scenario ListDocuments@{size}")
-        meta["loadavg"][f"ListDocuments@{size}"] = os.getloadavg()
+        meta["loadavg"][f"ListDocuments@{size}"] = _loadavg()
         list_calls = calls.list_calls(session.headers)
         results[f"ListDocuments@{size}"] = scenario(session, calls.LIST_DOCUMENTS, list_calls)
     return results
