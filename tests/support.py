@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 
@@ -49,6 +50,16 @@ async def make_user(app: App, *roles: str, active: bool = True) -> TestUser:
                 )
     token = TokenMinter(app.settings).mint(uuid.UUID(user.id), 600)
     return TestUser(uuid.UUID(user.id), name, tuple(sorted(roles)), token)
+
+
+async def pool_drained(app: App) -> bool:
+    """Whether every pooled connection comes back within a few seconds. Polls, because the
+    health checker borrows one for a moment every interval."""
+    for _ in range(100):
+        if app.engine.pool.checkedout() == 0:  # type: ignore[attr-defined]
+            return True
+        await asyncio.sleep(0.05)
+    return False
 
 
 def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:

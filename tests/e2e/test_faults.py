@@ -20,7 +20,7 @@ from docgate.bootstrap import App, build_app
 from docgate.server import RunningServer, start_server
 from docgate.services.users import UserService
 from tests.conftest import settings_for
-from tests.support import TestUser, error_info, make_user
+from tests.support import TestUser, error_info, make_user, pool_drained
 
 REQUEST = users_pb2.GetCurrentUserRequest()
 
@@ -134,11 +134,7 @@ async def test_client_deadline_mid_query_rolls_back_and_frees_the_connection(
                 await stub.GetCurrentUser(REQUEST, metadata=user.metadata, timeout=0.5)
             assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
             # The handler was cancelled: its query must not stay queued behind our lock.
-            for _ in range(100):
-                if app.engine.pool.checkedout() == 0:  # type: ignore[attr-defined]
-                    break
-                await asyncio.sleep(0.05)
-            assert app.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+            assert await pool_drained(app)
         await _works(stub, user)
     assert await _idle_in_transaction(database_url) == 0
 

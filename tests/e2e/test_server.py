@@ -19,7 +19,7 @@ from docgate.bootstrap import App, build_app
 from docgate.db.embedded import ensure_database
 from docgate.server import start_server
 from tests.conftest import settings_for
-from tests.support import TEST_SECRET, error_info, make_user
+from tests.support import TEST_SECRET, error_info, make_user, pool_drained
 
 DEADLINE = 10.0
 
@@ -126,7 +126,7 @@ async def test_200_concurrent_callers_each_see_only_themselves(
             user.username,
             user.roles,
         )
-    assert app.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert await pool_drained(app)
 
 
 async def test_health_follows_the_database(server_url: str) -> None:

@@ -12,7 +12,7 @@ from docgate.bootstrap import App
 from docgate.db.models import User
 from docgate.errors import AlreadyExists, NotFound
 from docgate.repositories.users import UserRepository
-from tests.support import unique
+from tests.support import pool_drained, unique
 
 
 async def _exists(app: App, username: str) -> bool:
@@ -43,7 +43,7 @@ async def test_rollback_on_error(app: App) -> None:
             await UserRepository(session).create(name, f"{name}@x.io", [])
             raise Boom
     assert not await _exists(app, name)
-    assert app.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert await pool_drained(app)
 
 
 async def test_duplicate_username_is_already_exists_and_keeps_nothing(app: App) -> None:
