@@ -44,9 +44,8 @@ def visible_to(principal: Principal, *, show_deleted: bool = False) -> ColumnEle
 
 
 async def read_connection(session: AsyncSession) -> AsyncConnection:
-    """The RPC's connection (the auth interceptor already opened its transaction): Core
-    statements on it skip the ORM layer and the listener, whose predicate they carry
-    themselves."""
+    """The session's connection (the RPC's own, see docgate.db.uow): Core statements on it
+    skip the ORM layer and the listener, whose predicate they carry themselves."""
     return await session.connection()
 
 

@@ -1,4 +1,5 @@
-"""docgate.v1.DocumentService: validate every field, then one unit of work per RPC."""
+"""docgate.v1.DocumentService: validate every field, then join the RPC's unit of work: reads
+in autocommit (`read()`), writes in one transaction (`transaction()`)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ class DocumentService(documents_pb2_grpc.DocumentServiceServicer):
     ) -> Document:
         doc_id = parse_id(request.id)
         principal = require_principal()
-        async with self._uow.transaction() as session:
+        async with self._uow.read() as session:
             repository = DocumentRepository(session, principal)
             return await repository.get(doc_id, show_deleted=request.show_deleted)
 
@@ -54,7 +55,7 @@ class DocumentService(documents_pb2_grpc.DocumentServiceServicer):
     ) -> documents_pb2.BatchGetDocumentsResponse:
         ids = check.batch_ids(request.ids)
         principal = require_principal()
-        async with self._uow.transaction() as session:
+        async with self._uow.read() as session:
             documents = await DocumentRepository(session, principal).batch_get(ids)
         return documents_pb2.BatchGetDocumentsResponse(documents=documents)
 
@@ -75,7 +76,7 @@ class DocumentService(documents_pb2_grpc.DocumentServiceServicer):
             include_total_size=request.include_total_size,
         )
         principal = require_principal()
-        async with self._uow.transaction() as session:
+        async with self._uow.read() as session:
             return await list_visible(session, principal, query)
 
     async def SearchDocuments(
@@ -84,7 +85,7 @@ class DocumentService(documents_pb2_grpc.DocumentServiceServicer):
         text = check.search_query(request.query)
         page_size = check.page_size(request.page_size)
         principal = require_principal()
-        async with self._uow.transaction() as session:
+        async with self._uow.read() as session:
             return await search_visible(session, principal, text, page_size, request.page_token)
 
     async def UpdateDocument(

@@ -1,0 +1,75 @@
+"""The document read paths are Core statements: they must take their WHERE clause from
+docgate.policy (proved by swapping the policy function), and the ORM listener must remain the
+safety net for anything written without a filter."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import grpc
+import grpc.aio
+import pytest
+from docgate.v1 import documents_pb2 as pb
+from sqlalchemy import false, select
+
+from docgate import policy
+from docgate.auth.principal import Principal, acting_as
+from docgate.bootstrap import App
+from docgate.db.models import Document
+from tests.conformance.support import Stub, create, fails
+from tests.support import make_user, unique
+
+
+@pytest.fixture(scope="module")
+def stub(channel: grpc.aio.Channel) -> Stub:
+    return Stub(channel)
+
+
+async def test_core_read_paths_take_their_predicate_from_the_policy_module(
+    app: App, stub: Stub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = await make_user(app, "free_user")
+    word = unique("w")
+    doc = await create(stub, alice, title=word)
+    md = alice.metadata
+    calls: list[Principal | None] = []
+    real = policy.document_visibility
+
+    def deny_all(principal: Principal | None, *, show_deleted: bool = False) -> Any:
+        calls.append(principal)
+        real(principal, show_deleted=show_deleted)  # keep its checks (show_deleted)
+        return lambda cls: false()
+
+    monkeypatch.setattr(policy, "document_visibility", deny_all)
+    await fails(stub.GetDocument(pb.GetDocumentRequest(id=doc.id), metadata=md),
+                grpc.StatusCode.NOT_FOUND)  # fmt: skip
+    await fails(
+        stub.BatchGetDocuments(pb.BatchGetDocumentsRequest(ids=[doc.id]), metadata=md),
+        grpc.StatusCode.NOT_FOUND,
+    )
+    listed = await stub.ListDocuments(
+        pb.ListDocumentsRequest(owner_id=str(alice.id), include_total_size=True), metadata=md
+    )
+    assert (list(listed.documents), listed.total_size) == ([], 0)
+    found = await stub.SearchDocuments(pb.SearchDocumentsRequest(query=word), metadata=md)
+    assert list(found.documents) == []
+    assert len(calls) == 4 and all(p is not None and p.user_id == alice.id for p in calls)
+    monkeypatch.undo()
+    assert await stub.GetDocument(pb.GetDocumentRequest(id=doc.id), metadata=md) == doc
+
+
+async def test_listener_still_filters_an_unfiltered_orm_query(app: App, stub: Stub) -> None:
+    """Documents made through the RPCs, read back with an ORM query that names no rule."""
+    owner, reader = await make_user(app, "paid_user"), await make_user(app, "free_user")
+    word = unique("w")
+    visible = await create(stub, owner, title=word, is_public=True)
+    for flags in ({}, {"is_public": True, "requires_paid_access": True}):
+        await create(stub, owner, title=word, **flags)
+    deleted = await create(stub, owner, title=word, is_public=True)
+    await stub.DeleteDocument(pb.DeleteDocumentRequest(id=deleted.id), metadata=owner.metadata)
+    principal = Principal(reader.id, reader.username, frozenset(reader.roles))
+    with acting_as(principal):
+        async with app.uow.transaction() as session:
+            ids = (await session.scalars(select(Document.id).where(Document.title == word))).all()
+    assert ids == [uuid.UUID(visible.id)]
