@@ -96,6 +96,9 @@ class Document(Base):
     __table_args__ = (
         UniqueConstraint("owner_id", "request_id", name="uq_documents_owner_id_request_id"),
         Index("ix_documents_create_time_id", "create_time", "id"),
+        # ListDocuments owner_id=… in the default order is one index range (revision 0002); it
+        # also serves the foreign key's lookups, so there is no separate owner_id index.
+        Index("ix_documents_owner_id_create_time_id", "owner_id", "create_time", "id"),
         Index("ix_documents_update_time_id", "update_time", "id"),
         Index("ix_documents_title_id", "title", "id"),
         Index("ix_documents_search", "search", postgresql_using="gin"),
@@ -106,9 +109,7 @@ class Document(Base):
     title: Mapped[str] = mapped_column(String(255))
     content: Mapped[str] = mapped_column(Text, server_default="")
     # RESTRICT: deleting a user who still owns documents is a decision (DeleteUser force).
-    owner_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("users.id", ondelete="RESTRICT"), index=True
-    )
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     is_deleted: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     is_public: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     requires_paid_access: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
