@@ -6,14 +6,24 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from docgate import mapping, pagination
-from docgate.auth.principal import Principal
 from docgate.db.filtering import SHOW_DELETED
 from docgate.db.models import Document, Role, User, UserRole
 from docgate.errors import AlreadyExists, FailedPrecondition, NotFound
@@ -47,6 +57,9 @@ def users_with_roles() -> Select[uuid.UUID, str, str, bool, datetime, datetime, 
     )
 
 
+_USER_BY_ID = users_with_roles().where(User.id == bindparam("user_id"))
+
+
 def _user_exists() -> AlreadyExists:
     return AlreadyExists("a user with that username or email already exists", reason="USER_EXISTS")
 
@@ -61,22 +74,10 @@ class UserRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def principal(self, user_id: uuid.UUID) -> Principal | None:
-        """The active user ``user_id`` as a Principal, or None (unknown or inactive)."""
-        stmt = (
-            select(User.username, role_names())
-            .outerjoin(UserRole, UserRole.user_id == User.id)
-            .outerjoin(Role, Role.id == UserRole.role_id)
-            .where(User.id == user_id, User.is_active.is_(True))
-            .group_by(User.id)
-        )
-        row = (await self._session.execute(stmt)).one_or_none()
-        if row is None:
-            return None
-        return Principal(user_id=user_id, username=row.username, roles=frozenset(row.roles))
-
     async def get(self, user_id: uuid.UUID) -> users_pb2.User:
-        row = (await self._session.execute(users_with_roles().where(User.id == user_id))).first()
+        # GetCurrentUser's query: built once, run as Core (no ORM entities are involved).
+        conn = await self._session.connection()
+        row = (await conn.execute(_USER_BY_ID, {"user_id": user_id})).first()
         if row is None:
             raise NotFound(USER_NOT_FOUND, reason="USER_NOT_FOUND")
         return mapping.user(**row._asdict())

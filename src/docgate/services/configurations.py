@@ -44,7 +44,7 @@ class ConfigurationRpcs(roles_pb2_grpc.RoleServiceServicer):
         self, request: roles_pb2.ListConfigurationsRequest, context: Context
     ) -> roles_pb2.ListConfigurationsResponse:
         page_size = validation.page_size(request.page_size)
-        async with self._uow.transaction() as session:
+        async with self._uow.read() as session:
             repository = ConfigurationRepository(session)
             return await repository.list_page(page_size, request.page_token)
 
@@ -89,12 +89,12 @@ class ConfigurationRpcs(roles_pb2_grpc.RoleServiceServicer):
         self, request: roles_pb2.ListRoleConfigurationsRequest, context: Context
     ) -> roles_pb2.ListRoleConfigurationsResponse:
         role = validation.role_name(request.role)
-        async with self._uow.transaction() as session:
+        async with self._uow.read() as session:
             return await GrantRepository(session).grants_of(role)
 
     async def ListMyConfigurations(
         self, request: roles_pb2.ListMyConfigurationsRequest, context: Context
     ) -> roles_pb2.ListMyConfigurationsResponse:
         user_id = require_principal().user_id
-        async with self._uow.transaction() as session:
+        async with self._uow.read() as session:
             return await GrantRepository(session).reachable_by(user_id)

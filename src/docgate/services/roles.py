@@ -32,14 +32,14 @@ class RoleService(ConfigurationRpcs):
 
     async def GetRole(self, request: roles_pb2.GetRoleRequest, context: Context) -> roles_pb2.Role:
         name = validation.role_name(request.name, "name")
-        async with self._uow.transaction() as session:
+        async with self._uow.read() as session:
             return await RoleRepository(session).get(name)
 
     async def ListRoles(
         self, request: roles_pb2.ListRolesRequest, context: Context
     ) -> roles_pb2.ListRolesResponse:
         page_size = validation.page_size(request.page_size)
-        async with self._uow.transaction() as session:
+        async with self._uow.read() as session:
             return await RoleRepository(session).list_page(page_size, request.page_token)
 
     async def UpdateRole(
@@ -80,7 +80,7 @@ class RoleService(ConfigurationRpcs):
         self, request: roles_pb2.ListUserRolesRequest, context: Context
     ) -> roles_pb2.ListUserRolesResponse:
         user_id = subject_user_id(require_principal(), request.user_id, "user_id")
-        async with self._uow.transaction() as session:
+        async with self._uow.read() as session:
             return await MembershipRepository(session).list_for_user(user_id)
 
     async def ListRoleMembers(
@@ -88,7 +88,7 @@ class RoleService(ConfigurationRpcs):
     ) -> roles_pb2.ListRoleMembersResponse:
         role = validation.role_name(request.role)
         page_size = validation.page_size(request.page_size)
-        async with self._uow.transaction() as session:
+        async with self._uow.read() as session:
             repository = MembershipRepository(session)
             return await repository.list_members(role, page_size, request.page_token)
 
@@ -97,6 +97,6 @@ class RoleService(ConfigurationRpcs):
     ) -> roles_pb2.CheckRoleResponse:
         user_id = subject_user_id(require_principal(), request.user_id, "user_id")
         role = validation.role_name(request.role)
-        async with self._uow.transaction() as session:
+        async with self._uow.read() as session:
             has_role = await MembershipRepository(session).has_role(user_id, role)
         return roles_pb2.CheckRoleResponse(has_role=has_role)

@@ -41,7 +41,7 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         self, request: users_pb2.GetCurrentUserRequest, context: Context
     ) -> users_pb2.User:
         principal = require_principal()
-        async with self._uow.transaction() as session:
+        async with self._uow.read() as session:
             return await UserRepository(session).get(principal.user_id)
 
     async def CreateUser(
@@ -55,7 +55,7 @@ class UserService(users_pb2_grpc.UserServiceServicer):
 
     async def GetUser(self, request: users_pb2.GetUserRequest, context: Context) -> users_pb2.User:
         user_id = subject_user_id(require_principal(), request.id, "id")
-        async with self._uow.transaction() as session:
+        async with self._uow.read() as session:
             return await UserRepository(session).get(user_id)
 
     async def ListUsers(
@@ -68,7 +68,7 @@ class UserService(users_pb2_grpc.UserServiceServicer):
                 "role and without_roles exclude each other", reason="CONFLICTING_FILTERS"
             )
         is_active = request.is_active if request.HasField("is_active") else None
-        async with self._uow.transaction() as session:
+        async with self._uow.read() as session:
             return await UserRepository(session).list_page(
                 page_size,
                 request.page_token,
