@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from docgate.auth.principal import Principal
 from docgate.db.models import Role, User, UserRole
+from docgate.db.prepared import PreparedQuery
 from docgate.repositories.users import role_names
 
-_ACTIVE_USER_WITH_ROLES = (
+_ACTIVE_USER_WITH_ROLES = PreparedQuery(
     select(User.username, role_names())
     .outerjoin(UserRole, UserRole.user_id == User.id)
     .outerjoin(Role, Role.id == UserRole.role_id)
@@ -27,7 +28,7 @@ _ACTIVE_USER_WITH_ROLES = (
 
 async def load_principal(conn: AsyncConnection, user_id: uuid.UUID) -> Principal | None:
     """The active user ``user_id`` as a Principal, or None (unknown or deactivated)."""
-    row = (await conn.execute(_ACTIVE_USER_WITH_ROLES, {"user_id": user_id})).one_or_none()
+    row = await _ACTIVE_USER_WITH_ROLES.fetchrow(conn, user_id=user_id)
     if row is None:
         return None
-    return Principal(user_id=user_id, username=row.username, roles=frozenset(row.roles))
+    return Principal(user_id=user_id, username=row["username"], roles=frozenset(row["roles"]))

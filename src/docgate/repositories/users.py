@@ -26,6 +26,7 @@ from sqlalchemy.orm import aliased
 from docgate import mapping, pagination
 from docgate.db.filtering import SHOW_DELETED
 from docgate.db.models import Document, Role, User, UserRole
+from docgate.db.prepared import PreparedQuery
 from docgate.errors import AlreadyExists, FailedPrecondition, NotFound
 from docgate.repositories.memberships import guard_last_admin, require_user
 from docgate.repositories.roles import key_after, role_id, role_ids
@@ -57,7 +58,7 @@ def users_with_roles() -> Select[uuid.UUID, str, str, bool, datetime, datetime, 
     )
 
 
-_USER_BY_ID = users_with_roles().where(User.id == bindparam("user_id"))
+_USER_BY_ID = PreparedQuery(users_with_roles().where(User.id == bindparam("user_id")))
 
 
 def _user_exists() -> AlreadyExists:
@@ -75,12 +76,11 @@ class UserRepository:
         self._session = session
 
     async def get(self, user_id: uuid.UUID) -> users_pb2.User:
-        # GetCurrentUser's query: built once, run as Core (no ORM entities are involved).
-        conn = await self._session.connection()
-        row = (await conn.execute(_USER_BY_ID, {"user_id": user_id})).first()
+        # GetCurrentUser's query: prepared once (docgate.db.prepared).
+        row = await _USER_BY_ID.fetchrow(await self._session.connection(), user_id=user_id)
         if row is None:
             raise NotFound(USER_NOT_FOUND, reason="USER_NOT_FOUND")
-        return mapping.user(**row._asdict())
+        return mapping.user(**dict(row))
 
     async def create(self, username: str, email: str, roles: list[str]) -> users_pb2.User:
         """Insert a user with ``roles`` (names; unknown ones are NOT_FOUND)."""
