@@ -106,45 +106,95 @@ def require_admin(principal: Principal) -> None:
 
 # --- documents -------------------------------------------------------------------------------
 
-# A function from the Document class (or an alias of it) to a boolean SQL clause. Each variant
-# below is its own lambda so that the SQL *structure* never depends on a closure value: with
-# with_loader_criteria the lambda is cached by code object, and only closure values (here the
-# caller's id) become bound parameters.
+# A function from the Document class (or an alias, or the table's columns) to a boolean clause.
 Visibility = Callable[[Any], ColumnElement[bool]]
 
 
-def _nothing(cls: Any) -> ColumnElement[bool]:
-    return false()
+class Audience(Enum):
+    """Which visibility rule applies to a caller: the SQL *shape* of their predicate."""
+
+    NOBODY = "nobody"
+    FREE = "free"  # any role set without admin or paid_user, custom roles included
+    PAID = "paid"
+    ADMIN = "admin"
+    ADMIN_WITH_DELETED = "admin_with_deleted"
 
 
-def document_visibility(principal: Principal | None, *, show_deleted: bool = False) -> Visibility:
-    """What ``principal`` may see of the documents table.
-
-    A document is visible when it is not deleted and any of: the caller is admin; the caller
-    owns it; it is public and (the caller is a paid user or it does not require paid access).
-    Deleted documents are visible only to admins who ask for them (``show_deleted``); a
-    non-admin asking for them is refused with PermissionDenied.
-    """
+def audience(principal: Principal | None, *, show_deleted: bool = False) -> Audience:
+    """The rule for ``principal``; PermissionDenied when a non-admin asks for deleted ones."""
     if principal is None:
-        return _nothing
+        return Audience.NOBODY
     if show_deleted and not principal.is_admin:
         raise PermissionDenied("show_deleted is available to admins only", reason="ADMIN_ONLY")
     if principal.is_admin:
-        if show_deleted:
-            return lambda cls: true()
-        return lambda cls: cls.is_deleted == false()
-    uid = principal.user_id
-    if principal.is_paid:
-        return lambda cls: and_(
-            cls.is_deleted == false(), or_(cls.owner_id == uid, cls.is_public == true())
-        )
-    return lambda cls: and_(
+        return Audience.ADMIN_WITH_DELETED if show_deleted else Audience.ADMIN
+    return Audience.PAID if principal.is_paid else Audience.FREE
+
+
+# The rules themselves. A document is visible when it is not deleted and any of: the caller is
+# admin; the caller owns it; it is public and (the caller is a paid user or it does not require
+# paid access). Deleted documents only for admins who ask for them. ``caller`` is the caller's
+# id, as a value or as a SQL expression (a bound parameter in prepared statements).
+def _nothing(cls: Any, caller: Any) -> ColumnElement[bool]:
+    return false()
+
+
+def _free(cls: Any, caller: Any) -> ColumnElement[bool]:
+    return and_(
         cls.is_deleted == false(),
         or_(
-            cls.owner_id == uid,
+            cls.owner_id == caller,
             and_(cls.is_public == true(), cls.requires_paid_access == false()),
         ),
     )
+
+
+def _paid(cls: Any, caller: Any) -> ColumnElement[bool]:
+    return and_(cls.is_deleted == false(), or_(cls.owner_id == caller, cls.is_public == true()))
+
+
+def _admin(cls: Any, caller: Any) -> ColumnElement[bool]:
+    not_deleted: ColumnElement[bool] = cls.is_deleted == false()
+    return not_deleted
+
+
+def _everything(cls: Any, caller: Any) -> ColumnElement[bool]:
+    return true()
+
+
+_RULES: Mapping[Audience, Callable[[Any, Any], ColumnElement[bool]]] = {
+    Audience.NOBODY: _nothing,
+    Audience.FREE: _free,
+    Audience.PAID: _paid,
+    Audience.ADMIN: _admin,
+    Audience.ADMIN_WITH_DELETED: _everything,
+}
+
+
+def document_predicate(who: Audience, cls: Any, caller: Any) -> ColumnElement[bool]:
+    """The visibility clause for ``who`` on ``cls`` (Core statements, prepared statements)."""
+    return _RULES[who](cls, caller)
+
+
+def document_visibility(principal: Principal | None, *, show_deleted: bool = False) -> Visibility:
+    """What ``principal`` may see of the documents table, as the callable that the ORM
+    listener hands to with_loader_criteria.
+
+    with_loader_criteria caches a lambda by its code object and turns its closure values (here
+    the caller's id) into bound parameters, so the SQL structure must never depend on a closure
+    value: each audience gets a lambda of its own.
+    """
+    who = audience(principal, show_deleted=show_deleted)
+    uid = principal.user_id if principal is not None else None
+    if who is Audience.FREE:
+        return lambda cls: _free(cls, uid)
+    if who is Audience.PAID:
+        return lambda cls: _paid(cls, uid)
+    if who is Audience.ADMIN:
+        return lambda cls: _admin(cls, None)
+    if who is Audience.ADMIN_WITH_DELETED:
+        return lambda cls: _everything(cls, None)
+    return lambda cls: _nothing(cls, None)
 
 
 def may_modify_document(principal: Principal, owner_id: uuid.UUID) -> bool:
