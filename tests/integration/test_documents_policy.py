@@ -54,7 +54,8 @@ async def test_core_read_paths_take_their_predicate_from_the_policy_module(
     assert (list(listed.documents), listed.total_size) == ([], 0)
     found = await stub.SearchDocuments(pb.SearchDocumentsRequest(query=word), metadata=md)
     assert list(found.documents) == []
-    assert len(calls) == 4 and all(p is not None and p.user_id == alice.id for p in calls)
+    # Predicates are built once per role shape with the caller's id as a bind parameter.
+    assert calls and all(p is not None and p.roles == frozenset(alice.roles) for p in calls)
     monkeypatch.undo()
     assert await stub.GetDocument(pb.GetDocumentRequest(id=doc.id), metadata=md) == doc
 
@@ -73,3 +74,22 @@ async def test_listener_still_filters_an_unfiltered_orm_query(app: App, stub: St
         async with app.uow.transaction() as session:
             ids = (await session.scalars(select(Document.id).where(Document.title == word))).all()
     assert ids == [uuid.UUID(visible.id)]
+
+
+async def test_shared_predicate_binds_each_callers_own_id(app: App, stub: Stub) -> None:
+    """Callers with the same roles share one cached predicate; the id is bound per call."""
+    first, second = await make_user(app, "free_user"), await make_user(app, "free_user")
+    mine, theirs = await create(stub, first), await create(stub, second)
+    for user, own, other in ((first, mine, theirs), (second, theirs, mine)):
+        got = await stub.GetDocument(pb.GetDocumentRequest(id=own.id), metadata=user.metadata)
+        assert got.id == own.id
+        await fails(
+            stub.GetDocument(pb.GetDocumentRequest(id=other.id), metadata=user.metadata),
+            grpc.StatusCode.NOT_FOUND,
+        )
+        batch = pb.BatchGetDocumentsRequest(ids=[own.id])
+        assert len((await stub.BatchGetDocuments(batch, metadata=user.metadata)).documents) == 1
+        listed = await stub.ListDocuments(
+            pb.ListDocumentsRequest(owner_id=str(other.owner_id)), metadata=user.metadata
+        )
+        assert list(listed.documents) == []

@@ -11,9 +11,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import ColumnElement, Row, Select, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +28,7 @@ from docgate.repositories.documents_sql import (
     DOCUMENTS,
     ORM_READ_COLUMNS,
     READ_COLUMNS,
+    caller_params,
     document_not_found,
     read_connection,
     visible_to,
@@ -34,6 +36,20 @@ from docgate.repositories.documents_sql import (
 from docgate.v1 import documents_pb2
 
 _MAY_NOT_MODIFY = "only the owner or an admin may change this document"
+
+
+# Built once per predicate (see documents_sql.visible_to): the hot reads pay no statement
+# construction, only parameter binding.
+@lru_cache(maxsize=512)
+def _get_statement(visible: ColumnElement[bool]) -> Select[Any]:
+    return select(*READ_COLUMNS).where(COLUMNS.id == bindparam("doc_id"), visible)
+
+
+@lru_cache(maxsize=512)
+def _batch_get_statement(visible: ColumnElement[bool]) -> Select[Any]:
+    return select(*READ_COLUMNS).where(
+        COLUMNS.id.in_(bindparam("doc_ids", expanding=True)), visible
+    )
 
 
 @dataclass(frozen=True)
@@ -74,19 +90,20 @@ class DocumentRepository:
         return mapping.document(row)
 
     async def get(self, doc_id: uuid.UUID, *, show_deleted: bool) -> documents_pb2.Document:
-        stmt = select(*READ_COLUMNS).where(
-            COLUMNS.id == doc_id, visible_to(self._principal, show_deleted=show_deleted)
-        )
-        row = (await (await read_connection(self._session)).execute(stmt)).first()
+        stmt = _get_statement(visible_to(self._principal, show_deleted=show_deleted))
+        conn = await read_connection(self._session)
+        params = {"doc_id": doc_id, **caller_params(self._principal)}
+        row = (await conn.execute(stmt, params)).first()
         if row is None:
             raise document_not_found()
         return mapping.document(row)
 
     async def batch_get(self, ids: Sequence[uuid.UUID]) -> list[documents_pb2.Document]:
         """In request order, one entry per requested id; all visible or NOT_FOUND."""
-        stmt = select(*READ_COLUMNS).where(COLUMNS.id.in_(set(ids)), visible_to(self._principal))
-        rows = (await (await read_connection(self._session)).execute(stmt)).all()
-        found = {row.id: row for row in rows}
+        stmt = _batch_get_statement(visible_to(self._principal))
+        conn = await read_connection(self._session)
+        params = {"doc_ids": list(set(ids)), **caller_params(self._principal)}
+        found = {row.id: row for row in (await conn.execute(stmt, params)).all()}
         if any(doc_id not in found for doc_id in ids):
             raise document_not_found()
         return [mapping.document(found[doc_id]) for doc_id in ids]

@@ -23,7 +23,13 @@ from docgate.auth.principal import Principal
 from docgate.db.models import Role, UserRole
 from docgate.documents_validation import ORDER_BY
 from docgate.errors import InvalidArgument
-from docgate.repositories.documents_sql import COLUMNS, READ_COLUMNS, read_connection, visible_to
+from docgate.repositories.documents_sql import (
+    COLUMNS,
+    READ_COLUMNS,
+    caller_params,
+    read_connection,
+    visible_to,
+)
 from docgate.v1 import documents_pb2
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -132,11 +138,13 @@ async def list_visible(
     if after is not None:
         stmt = stmt.where(after)
     conn = await read_connection(session)
-    rows = list((await conn.execute(stmt)).all())
+    params = caller_params(principal)
+    rows = list((await conn.execute(stmt, params)).all())
     documents, next_token = _page(rows, query.page_size, fingerprint, [column, "id"])
     response = documents_pb2.ListDocumentsResponse(documents=documents, next_page_token=next_token)
     if query.include_total_size:
-        total = await conn.scalar(select(func.count()).select_from(COLUMNS.id.table).where(*where))
+        count = select(func.count()).select_from(COLUMNS.id.table).where(*where)
+        total = await conn.scalar(count, params)
         response.total_size = int(total or 0)
     return response
 
@@ -158,6 +166,7 @@ async def search_visible(
     )
     if after is not None:
         stmt = stmt.where(after)
-    rows = list((await (await read_connection(session)).execute(stmt)).all())
+    conn = await read_connection(session)
+    rows = list((await conn.execute(stmt, caller_params(principal))).all())
     documents, next_token = _page(rows, page_size, fingerprint, ["rank", "id"])
     return documents_pb2.SearchDocumentsResponse(documents=documents, next_page_token=next_token)

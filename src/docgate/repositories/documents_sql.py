@@ -8,9 +8,12 @@ module at call time, exactly like the ORM listener does for ORM statements.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import lru_cache
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Table
+from sqlalchemy import ColumnElement, Table, bindparam
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from docgate import policy
@@ -37,10 +40,37 @@ READ_COLUMNS: Final = (
 ORM_READ_COLUMNS: Final = tuple(getattr(Document, column.key) for column in READ_COLUMNS)
 
 
+# The caller's id as a bind parameter: predicates are built once per role shape (see
+# visible_to) and the id is supplied at execution (caller_params).
+CALLER_ID: Final = bindparam("caller_id", type_=UUID(as_uuid=True))
+
+
+def caller_params(principal: Principal) -> dict[str, Any]:
+    """The parameters every statement built on visible_to needs (extra keys are ignored)."""
+    return {"caller_id": principal.user_id}
+
+
 def visible_to(principal: Principal, *, show_deleted: bool = False) -> ColumnElement[bool]:
-    """The caller's visibility predicate on the documents table (PermissionDenied when a
-    non-admin asks for deleted documents)."""
-    return policy.document_visibility(principal, show_deleted=show_deleted)(COLUMNS)
+    """The caller's visibility predicate on the documents table, with the caller's id left as
+    the CALLER_ID bind parameter; PermissionDenied when a non-admin asks for deleted ones.
+
+    Building a predicate costs more than running the query it guards, so it is built once per
+    (policy function, roles, system, show_deleted) by calling the policy with a stand-in
+    principal whose user_id is the bind parameter. The policy function is part of the key, so
+    replacing it (tests do) takes effect at once.
+    """
+    return _predicate(policy.document_visibility, principal.roles, principal.system, show_deleted)
+
+
+@lru_cache(maxsize=512)
+def _predicate(
+    visibility: Callable[..., policy.Visibility],
+    roles: frozenset[str],
+    system: bool,
+    show_deleted: bool,
+) -> ColumnElement[bool]:
+    stand_in = Principal(CALLER_ID, "", roles, system)  # type: ignore[arg-type]
+    return visibility(stand_in, show_deleted=show_deleted)(COLUMNS)
 
 
 async def read_connection(session: AsyncSession) -> AsyncConnection:
