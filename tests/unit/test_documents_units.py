@@ -85,3 +85,19 @@ def test_document_mapping() -> None:
     assert doc.create_time.ToDatetime(tzinfo=UTC) == now
     row.delete_time = now
     assert mapping.document(row).delete_time.ToDatetime(tzinfo=UTC) == now  # type: ignore[arg-type]
+
+
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.timezones()
+    )
+)
+def test_document_timestamps_match_the_shared_converter(moment: datetime) -> None:
+    row = SimpleNamespace(
+        id=uuid.uuid4(), title="t", content="", owner_id=uuid.uuid4(), is_public=False,
+        requires_paid_access=False, create_time=moment, update_time=moment,
+        delete_time=moment, version=1,
+    )  # fmt: skip
+    doc = mapping.document(row)  # type: ignore[arg-type]
+    expected = mapping.timestamp(moment)
+    assert doc.create_time == doc.update_time == doc.delete_time == expected
