@@ -1,7 +1,8 @@
 """ListDocuments and SearchDocuments: keyset pages of visible documents.
 
-Every page is one Core statement whose WHERE is the caller's policy predicate, the filters and
-"after the token's sort key"; it fetches page_size + 1 rows to know whether a next page exists.
+Every page is one Core statement (documents_statements) whose WHERE is the caller's policy
+predicate, the filters and "after the token's sort key"; it fetches page_size + 1 rows to know
+whether a next page exists.
 Each order is (column, id) in one direction, which is exactly an index of the table, so a page
 costs the same at any depth and any table size.
 """
@@ -14,22 +15,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal, literal_column, select, tuple_
-from sqlalchemy.dialects.postgresql import REAL
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from docgate import mapping, pagination
 from docgate.auth.principal import Principal
-from docgate.db.models import Role, UserRole
 from docgate.documents_validation import ORDER_BY
 from docgate.errors import InvalidArgument
-from docgate.repositories.documents_sql import (
-    COLUMNS,
-    READ_COLUMNS,
-    caller_params,
-    read_connection,
-    visible_to,
-)
+from docgate.repositories import documents_statements as statements
+from docgate.repositories.documents_sql import caller_params, read_connection, visible_to
 from docgate.v1 import documents_pb2
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -80,39 +73,21 @@ def _sort_value(column: str, value: Any) -> Any:
     raise InvalidArgument("page_token is not valid", reason="INVALID_PAGE_TOKEN")
 
 
-def _after(
-    token: str, fingerprint: str, keys: list[tuple[str, ColumnElement[Any]]], descending: bool
-) -> ColumnElement[bool] | None:
-    """Rows strictly after the token's sort key in the page order (None: first page)."""
+def _after(token: str, fingerprint: str, keys: list[str]) -> dict[str, Any]:
+    """The keyset bound parameters from the token ({} on the first page)."""
     if not token:
-        return None
+        return {}
     values = pagination.decode(token, fingerprint)
     if len(values) != len(keys):
         raise InvalidArgument("page_token is not valid", reason="INVALID_PAGE_TOKEN")
-    bounds = [
-        literal(_sort_value(name, value), expr.type)
-        for (name, expr), value in zip(keys, values, strict=True)
-    ]
-    columns = tuple_(*(expr for _, expr in keys))
-    return columns < tuple_(*bounds) if descending else columns > tuple_(*bounds)
+    sort_value, doc_id = (_sort_value(k, v) for k, v in zip(keys, values, strict=True))
+    return {statements.AFTER_VALUE: sort_value, statements.AFTER_ID: doc_id}
 
 
-def _filters(query: ListQuery) -> list[ColumnElement[bool]]:
-    filters = []
-    if query.owner_id is not None:
-        filters.append(COLUMNS.owner_id == query.owner_id)
-    if query.is_public is not None:
-        filters.append(COLUMNS.is_public.is_(query.is_public))
-    if query.requires_paid_access is not None:
-        filters.append(COLUMNS.requires_paid_access.is_(query.requires_paid_access))
-    if query.owner_role is not None:
-        holders = (
-            select(UserRole.user_id)
-            .join(Role, Role.id == UserRole.role_id)
-            .where(Role.name == query.owner_role)
-        )
-        filters.append(COLUMNS.owner_id.in_(holders))
-    return filters
+def _filters(query: ListQuery) -> dict[str, Any]:
+    """The filters the request sets, by bind parameter name."""
+    values = {name: getattr(query, name) for name in statements.FILTERS}
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def _page(
@@ -128,45 +103,32 @@ def _page(
 async def list_visible(
     session: AsyncSession, principal: Principal, query: ListQuery
 ) -> documents_pb2.ListDocumentsResponse:
-    column, descending = ORDER_BY[query.order_by]
-    keys = [(column, COLUMNS[column]), ("id", COLUMNS.id)]
+    column, _ = ORDER_BY[query.order_by]
     fingerprint = query.fingerprint()
-    after = _after(query.page_token, fingerprint, keys, descending)
-    where = [visible_to(principal, show_deleted=query.show_deleted), *_filters(query)]
-    order = [expr.desc() if descending else expr.asc() for _, expr in keys]
-    stmt = select(*READ_COLUMNS).where(*where).order_by(*order).limit(query.page_size + 1)
-    if after is not None:
-        stmt = stmt.where(after)
+    after = _after(query.page_token, fingerprint, [column, "id"])
+    visible = visible_to(principal, show_deleted=query.show_deleted)
+    filters = _filters(query)
+    stmt = statements.list_page(visible, query.order_by, frozenset(filters), bool(after))
+    params = {**caller_params(principal), **filters, **after, statements.LIMIT: query.page_size + 1}
     conn = await read_connection(session)
-    params = caller_params(principal)
-    rows = list((await conn.execute(stmt, params)).all())
+    rows = (await conn.execute(stmt, params)).all()
     documents, next_token = _page(rows, query.page_size, fingerprint, [column, "id"])
     response = documents_pb2.ListDocumentsResponse(documents=documents, next_page_token=next_token)
     if query.include_total_size:
-        count = select(func.count()).select_from(COLUMNS.id.table).where(*where)
-        total = await conn.scalar(count, params)
-        response.total_size = int(total or 0)
+        count = statements.list_count(visible, frozenset(filters))
+        response.total_size = int(await conn.scalar(count, params) or 0)
     return response
 
 
 async def search_visible(
     session: AsyncSession, principal: Principal, text: str, page_size: int, page_token: str
 ) -> documents_pb2.SearchDocumentsResponse:
-    """Ranked by ts_rank (descending), ties by id (descending), over the GIN-indexed vector."""
-    tsquery = func.websearch_to_tsquery(literal_column("'simple'::regconfig"), text)
-    rank = func.ts_rank(COLUMNS.search, tsquery, type_=REAL).label("rank")
-    keys: list[tuple[str, ColumnElement[Any]]] = [("rank", rank), ("id", COLUMNS.id)]
     fingerprint = pagination.fingerprint("search", text)
-    after = _after(page_token, fingerprint, keys, descending=True)
-    stmt = (
-        select(*READ_COLUMNS, rank)
-        .where(COLUMNS.search.bool_op("@@")(tsquery), visible_to(principal))
-        .order_by(rank.desc(), COLUMNS.id.desc())
-        .limit(page_size + 1)
-    )
-    if after is not None:
-        stmt = stmt.where(after)
+    after = _after(page_token, fingerprint, ["rank", "id"])
+    stmt = statements.search_page(visible_to(principal), bool(after))
+    params = {**caller_params(principal), **after, statements.QUERY: text,
+              statements.LIMIT: page_size + 1}  # fmt: skip
     conn = await read_connection(session)
-    rows = list((await conn.execute(stmt, caller_params(principal))).all())
+    rows = (await conn.execute(stmt, params)).all()
     documents, next_token = _page(rows, page_size, fingerprint, ["rank", "id"])
     return documents_pb2.SearchDocumentsResponse(documents=documents, next_page_token=next_token)
