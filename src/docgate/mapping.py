@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -46,18 +46,11 @@ def user(
 
 
 class DocumentRow(Protocol):
-    """The document columns every read selects (never the deferred ``search`` vector)."""
+    """A document record by column name (an asyncpg Record or a SQLAlchemy RowMapping) with
+    the columns every read selects: id, title, content, owner_id, is_public,
+    requires_paid_access, create_time, update_time, delete_time, version."""
 
-    id: uuid.UUID
-    title: str
-    content: str
-    owner_id: uuid.UUID
-    is_public: bool
-    requires_paid_access: bool
-    create_time: datetime
-    update_time: datetime
-    delete_time: datetime | None
-    version: int
+    def __getitem__(self, key: str, /) -> Any: ...
 
 
 def etag(version: int) -> str:
@@ -68,18 +61,18 @@ def etag(version: int) -> str:
 
 def document(row: DocumentRow) -> documents_pb2.Document:
     doc = documents_pb2.Document(
-        id=str(row.id),
-        title=row.title,
-        content=row.content,
-        owner_id=str(row.owner_id),
-        is_public=row.is_public,
-        requires_paid_access=row.requires_paid_access,
-        etag=etag(row.version),
+        id=str(row["id"]),
+        title=row["title"],
+        content=row["content"],
+        owner_id=str(row["owner_id"]),
+        is_public=row["is_public"],
+        requires_paid_access=row["requires_paid_access"],
+        etag=etag(row["version"]),
     )
-    _set_timestamp(doc.create_time, row.create_time)
-    _set_timestamp(doc.update_time, row.update_time)
-    if row.delete_time is not None:
-        _set_timestamp(doc.delete_time, row.delete_time)
+    _set_timestamp(doc.create_time, row["create_time"])
+    _set_timestamp(doc.update_time, row["update_time"])
+    if row["delete_time"] is not None:
+        _set_timestamp(doc.delete_time, row["delete_time"])
     return doc
 
 

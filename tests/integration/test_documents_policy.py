@@ -33,15 +33,13 @@ async def test_core_read_paths_take_their_predicate_from_the_policy_module(
     word = unique("w")
     doc = await create(stub, alice, title=word)
     md = alice.metadata
-    calls: list[Principal | None] = []
-    real = policy.document_visibility
+    calls: list[policy.Audience] = []
 
-    def deny_all(principal: Principal | None, *, show_deleted: bool = False) -> Any:
-        calls.append(principal)
-        real(principal, show_deleted=show_deleted)  # keep its checks (show_deleted)
-        return lambda cls: false()
+    def deny_all(who: policy.Audience, cls: Any, caller: Any) -> Any:
+        calls.append(who)
+        return false()
 
-    monkeypatch.setattr(policy, "document_visibility", deny_all)
+    monkeypatch.setattr(policy, "document_predicate", deny_all)
     await fails(stub.GetDocument(pb.GetDocumentRequest(id=doc.id), metadata=md),
                 grpc.StatusCode.NOT_FOUND)  # fmt: skip
     await fails(
@@ -54,8 +52,8 @@ async def test_core_read_paths_take_their_predicate_from_the_policy_module(
     assert (list(listed.documents), listed.total_size) == ([], 0)
     found = await stub.SearchDocuments(pb.SearchDocumentsRequest(query=word), metadata=md)
     assert list(found.documents) == []
-    # Predicates are built once per role shape with the caller's id as a bind parameter.
-    assert calls and all(p is not None and p.roles == frozenset(alice.roles) for p in calls)
+    # Predicates are built once per audience, with the caller's id as a bind parameter.
+    assert calls == [policy.Audience.FREE]
     monkeypatch.undo()
     assert await stub.GetDocument(pb.GetDocumentRequest(id=doc.id), metadata=md) == doc
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
 import pytest
 from hypothesis import given
@@ -76,14 +75,14 @@ def test_content_limit_counts_utf8_bytes() -> None:
 
 def test_document_mapping() -> None:
     now = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
-    row = SimpleNamespace(
+    row = dict(
         id=uuid.uuid4(), title="t", content="c", owner_id=uuid.uuid4(), is_public=True,
         requires_paid_access=False, create_time=now, update_time=now, delete_time=None, version=3,
     )  # fmt: skip
     doc = mapping.document(row)  # type: ignore[arg-type]
-    assert (doc.id, doc.etag, doc.HasField("delete_time")) == (str(row.id), 'W/"3"', False)
+    assert (doc.id, doc.etag, doc.HasField("delete_time")) == (str(row["id"]), 'W/"3"', False)
     assert doc.create_time.ToDatetime(tzinfo=UTC) == now
-    row.delete_time = now
+    row["delete_time"] = now
     assert mapping.document(row).delete_time.ToDatetime(tzinfo=UTC) == now  # type: ignore[arg-type]
 
 
@@ -93,7 +92,7 @@ def test_document_mapping() -> None:
     )
 )
 def test_document_timestamps_match_the_shared_converter(moment: datetime) -> None:
-    row = SimpleNamespace(
+    row = dict(
         id=uuid.uuid4(), title="t", content="", owner_id=uuid.uuid4(), is_public=False,
         requires_paid_access=False, create_time=moment, update_time=moment,
         delete_time=moment, version=1,

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, bindparam, delete, func, select, update
+from sqlalchemy import ColumnElement, Row, any_, bindparam, delete, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,9 +29,8 @@ from docgate.repositories.documents_sql import (
     DOCUMENTS,
     ORM_READ_COLUMNS,
     READ_COLUMNS,
-    caller_params,
+    DocumentQuery,
     document_not_found,
-    read_connection,
     visible_to,
 )
 from docgate.v1 import documents_pb2
@@ -40,16 +40,15 @@ _MAY_NOT_MODIFY = "only the owner or an admin may change this document"
 
 # Built once per predicate (see documents_sql.visible_to): the hot reads pay no statement
 # construction, only parameter binding.
-@lru_cache(maxsize=512)
-def _get_statement(visible: ColumnElement[bool]) -> Select[Any]:
-    return select(*READ_COLUMNS).where(COLUMNS.id == bindparam("doc_id"), visible)
+@lru_cache(maxsize=64)
+def _get_query(visible: ColumnElement[bool]) -> DocumentQuery:
+    return DocumentQuery(select(*READ_COLUMNS).where(COLUMNS.id == bindparam("doc_id"), visible))
 
 
-@lru_cache(maxsize=512)
-def _batch_get_statement(visible: ColumnElement[bool]) -> Select[Any]:
-    return select(*READ_COLUMNS).where(
-        COLUMNS.id.in_(bindparam("doc_ids", expanding=True)), visible
-    )
+@lru_cache(maxsize=64)
+def _batch_get_query(visible: ColumnElement[bool]) -> DocumentQuery:
+    ids = bindparam("doc_ids", type_=ARRAY(UUID(as_uuid=True)))
+    return DocumentQuery(select(*READ_COLUMNS).where(COLUMNS.id == any_(ids), visible))
 
 
 @dataclass(frozen=True)
@@ -87,23 +86,20 @@ class DocumentRepository:
                 COLUMNS.owner_id == owner_id, COLUMNS.request_id == new.request_id
             )
             row = (await conn.execute(original)).one()
-        return mapping.document(row)
+        return mapping.document(row._mapping)
 
     async def get(self, doc_id: uuid.UUID, *, show_deleted: bool) -> documents_pb2.Document:
-        stmt = _get_statement(visible_to(self._principal, show_deleted=show_deleted))
-        conn = await read_connection(self._session)
-        params = {"doc_id": doc_id, **caller_params(self._principal)}
-        row = (await conn.execute(stmt, params)).first()
-        if row is None:
+        query = _get_query(visible_to(self._principal, show_deleted=show_deleted))
+        rows = await query.fetch(self._session, self._principal, doc_id=doc_id)
+        if not rows:
             raise document_not_found()
-        return mapping.document(row)
+        return mapping.document(rows[0])
 
     async def batch_get(self, ids: Sequence[uuid.UUID]) -> list[documents_pb2.Document]:
         """In request order, one entry per requested id; all visible or NOT_FOUND."""
-        stmt = _batch_get_statement(visible_to(self._principal))
-        conn = await read_connection(self._session)
-        params = {"doc_ids": list(set(ids)), **caller_params(self._principal)}
-        found = {row.id: row for row in (await conn.execute(stmt, params)).all()}
+        query = _batch_get_query(visible_to(self._principal))
+        rows = await query.fetch(self._session, self._principal, doc_ids=list(set(ids)))
+        found = {row["id"]: row for row in rows}
         if any(doc_id not in found for doc_id in ids):
             raise document_not_found()
         return [mapping.document(found[doc_id]) for doc_id in ids]
@@ -173,4 +169,4 @@ class DocumentRepository:
             .returning(*ORM_READ_COLUMNS)
             .execution_options(synchronize_session=False, **{SHOW_DELETED: show_deleted})
         )
-        return mapping.document((await self._session.execute(stmt)).one())
+        return mapping.document((await self._session.execute(stmt)).one()._mapping)

@@ -22,7 +22,7 @@ from docgate.auth.principal import Principal
 from docgate.documents_validation import ORDER_BY
 from docgate.errors import InvalidArgument
 from docgate.repositories import documents_statements as statements
-from docgate.repositories.documents_sql import caller_params, read_connection, visible_to
+from docgate.repositories.documents_sql import visible_to
 from docgate.v1 import documents_pb2
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -97,7 +97,7 @@ def _page(
     if len(rows) <= size:
         return documents, ""
     last = rows[size - 1]
-    return documents, pagination.encode(fingerprint, [_token_value(getattr(last, k)) for k in keys])
+    return documents, pagination.encode(fingerprint, [_token_value(last[k]) for k in keys])
 
 
 async def list_visible(
@@ -108,15 +108,14 @@ async def list_visible(
     after = _after(query.page_token, fingerprint, [column, "id"])
     visible = visible_to(principal, show_deleted=query.show_deleted)
     filters = _filters(query)
-    stmt = statements.list_page(visible, query.order_by, frozenset(filters), bool(after))
-    params = {**caller_params(principal), **filters, **after, statements.LIMIT: query.page_size + 1}
-    conn = await read_connection(session)
-    rows = (await conn.execute(stmt, params)).all()
+    page = statements.list_page(visible, query.order_by, frozenset(filters), bool(after))
+    limit = {statements.LIMIT: query.page_size + 1}
+    rows = await page.fetch(session, principal, **filters, **after, **limit)
     documents, next_token = _page(rows, query.page_size, fingerprint, [column, "id"])
     response = documents_pb2.ListDocumentsResponse(documents=documents, next_page_token=next_token)
     if query.include_total_size:
         count = statements.list_count(visible, frozenset(filters))
-        response.total_size = int(await conn.scalar(count, params) or 0)
+        response.total_size = (await count.fetch(session, principal, **filters))[0][0]
     return response
 
 
@@ -125,10 +124,8 @@ async def search_visible(
 ) -> documents_pb2.SearchDocumentsResponse:
     fingerprint = pagination.fingerprint("search", text)
     after = _after(page_token, fingerprint, ["rank", "id"])
-    stmt = statements.search_page(visible_to(principal), bool(after))
-    params = {**caller_params(principal), **after, statements.QUERY: text,
-              statements.LIMIT: page_size + 1}  # fmt: skip
-    conn = await read_connection(session)
-    rows = (await conn.execute(stmt, params)).all()
+    search = statements.search_page(visible_to(principal), bool(after))
+    values = {statements.QUERY: text, statements.LIMIT: page_size + 1}
+    rows = await search.fetch(session, principal, **after, **values)
     documents, next_token = _page(rows, page_size, fingerprint, ["rank", "id"])
     return documents_pb2.SearchDocumentsResponse(documents=documents, next_page_token=next_token)

@@ -2,8 +2,9 @@
 
 A shape is (visibility predicate, order, which filters are present, first page or not); every
 value — the caller's id, filter values, the keyset bound, the limit, the search text — is a named
-bind parameter supplied at execution. Building a statement costs more than a keyset page query
-at any table size, so the hot path only binds values.
+bind parameter supplied at execution, each shape compiled once (documents_sql.DocumentQuery).
+Building and compiling a statement costs more than a keyset page query at any table size, so
+the hot path only binds values.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     Integer,
-    Select,
     String,
     Text,
     bindparam,
@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import REAL, UUID
 
 from docgate.db.models import Role, UserRole
 from docgate.documents_validation import ORDER_BY
-from docgate.repositories.documents_sql import COLUMNS, DOCUMENTS, READ_COLUMNS
+from docgate.repositories.documents_sql import COLUMNS, DOCUMENTS, READ_COLUMNS, DocumentQuery
 
 # Bind parameter names (the keys of the execution parameters).
 LIMIT: Final = "limit"
@@ -64,24 +64,24 @@ def _after(sort: ColumnElement[Any], descending: bool) -> ColumnElement[bool]:
 @lru_cache(maxsize=1024)
 def list_page(
     visible: ColumnElement[bool], order_by: str, filters: frozenset[str], after: bool
-) -> Select[Any]:
+) -> DocumentQuery:
     column, descending = ORDER_BY[order_by]
     sort = COLUMNS[column]
     stmt = select(*READ_COLUMNS).where(visible, *(_filter(f) for f in sorted(filters)))
     if after:
         stmt = stmt.where(_after(sort, descending))
     order = (sort.desc(), COLUMNS.id.desc()) if descending else (sort.asc(), COLUMNS.id.asc())
-    return stmt.order_by(*order).limit(bindparam(LIMIT, type_=Integer))
+    return DocumentQuery(stmt.order_by(*order).limit(bindparam(LIMIT, type_=Integer)))
 
 
 @lru_cache(maxsize=1024)
-def list_count(visible: ColumnElement[bool], filters: frozenset[str]) -> Select[Any]:
+def list_count(visible: ColumnElement[bool], filters: frozenset[str]) -> DocumentQuery:
     where = (visible, *(_filter(f) for f in sorted(filters)))
-    return select(func.count()).select_from(DOCUMENTS).where(*where)
+    return DocumentQuery(select(func.count()).select_from(DOCUMENTS).where(*where))
 
 
 @lru_cache(maxsize=512)
-def search_page(visible: ColumnElement[bool], after: bool) -> Select[Any]:
+def search_page(visible: ColumnElement[bool], after: bool) -> DocumentQuery:
     """Ranked by ts_rank (descending), ties by id (descending), over the GIN-indexed vector."""
     tsquery = func.websearch_to_tsquery(
         literal_column("'simple'::regconfig"), bindparam(QUERY, type_=Text)
@@ -91,4 +91,4 @@ def search_page(visible: ColumnElement[bool], after: bool) -> Select[Any]:
     if after:
         stmt = stmt.where(_after(rank, descending=True))
     order = (rank.desc(), COLUMNS.id.desc())
-    return stmt.order_by(*order).limit(bindparam(LIMIT, type_=Integer))
+    return DocumentQuery(stmt.order_by(*order).limit(bindparam(LIMIT, type_=Integer)))
