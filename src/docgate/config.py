@@ -22,7 +22,11 @@ class Settings(BaseSettings):
     pool_size: int = Field(default=10, ge=1)
     max_overflow: int = Field(default=10, ge=0)
     pool_recycle: int = Field(default=1800, ge=-1)
-    pool_pre_ping: bool = True
+    # Off, as in the seed: a ping is an extra round trip on every RPC. A connection that died
+    # while pooled fails its first statement, that call answers UNAVAILABLE (retryable), and
+    # SQLAlchemy then invalidates the whole pool, so one call pays for a database restart
+    # (tests/e2e/test_faults.py). Turn it on where idle connections are cut silently.
+    pool_pre_ping: bool = False
     # Seconds to wait for a pooled connection; kept below typical RPC deadlines so an
     # exhausted pool answers UNAVAILABLE instead of a silent DEADLINE_EXCEEDED.
     pool_timeout: float = Field(default=5.0, gt=0)

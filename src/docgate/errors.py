@@ -87,3 +87,8 @@ class Aborted(DocgateError):
 class Unavailable(DocgateError):
     code = Code.UNAVAILABLE
     default_reason = "UNAVAILABLE"
+
+
+def database_unavailable() -> Unavailable:
+    """The one answer while the database cannot serve us; clients should retry."""
+    return Unavailable("the database is unavailable; retry later", reason="DATABASE_UNAVAILABLE")

@@ -154,3 +154,33 @@ async def test_exhausted_pool_answers_unavailable_then_recovers(database_url: st
             assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
         assert (await holder).username == user.username
         await _works(stub, user)
+
+
+async def test_database_restart_costs_at_most_one_failed_call(database_url: str) -> None:
+    """Every pooled connection dies at once (as in a database restart); pre-ping is off. The
+    first call that meets a dead connection answers UNAVAILABLE and marks the whole pool stale,
+    so every later call reconnects and succeeds."""
+    app = build_app(settings_for(database_url, pool_pre_ping=False), database_url)
+    user = await make_user(app, "free_user")
+    backends = (
+        "SELECT pid FROM pg_stat_activity "
+        "WHERE application_name = 'docgate' AND datname = current_database()"
+    )
+    killer = await asyncpg.connect(_raw(database_url))
+    try:
+        others = {r["pid"] for r in await killer.fetch(backends)}  # the shared test app's
+        async with _serving(app) as (_, stub):
+            await asyncio.gather(*(_works(stub, user) for _ in range(8)))  # warm the pool
+            ours = {r["pid"] for r in await killer.fetch(backends)} - others
+            assert len(ours) > 1
+            for pid in ours:
+                await killer.execute("SELECT pg_terminate_backend($1)", pid)
+            failures = []
+            for _ in range(10):
+                try:
+                    await _works(stub, user)
+                except grpc.aio.AioRpcError as error:
+                    failures.append(error.code())
+            assert failures in ([], [grpc.StatusCode.UNAVAILABLE])
+    finally:
+        await killer.close()

@@ -146,3 +146,49 @@ def test_rs256_needs_a_key_file(tmp_path: Path) -> None:
         TokenVerifier(Settings(jwt_algorithm="RS256"))
     with pytest.raises(KeyConfigurationError):
         TokenVerifier(Settings(jwt_algorithm="RS256", jwt_public_key_file=tmp_path / "missing"))
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_remembered_token_still_expires() -> None:
+    clock = FakeClock()
+    verifier = TokenVerifier(Settings(jwt_secret=SECRET, jwt_leeway_seconds=30), clock=clock)
+    token = _hs(exp=int(clock.now) + 60)
+    assert verifier.verify(token) == USER
+    clock.now += 60 + 29
+    assert verifier.verify(token) == USER  # within leeway, served from memory
+    clock.now += 2
+    _refused(verifier, token)
+    _refused(verifier, token)  # and stays refused
+
+
+def test_a_remembered_token_is_not_valid_before_nbf() -> None:
+    clock = FakeClock()
+    verifier = TokenVerifier(Settings(jwt_secret=SECRET, jwt_leeway_seconds=0), clock=clock)
+    token = _hs(nbf=int(clock.now))
+    assert verifier.verify(token) == USER
+    clock.now -= 10  # a clock that went back: the remembered nbf is checked again
+    _refused(verifier, token)
+
+
+def test_a_token_differing_in_one_byte_is_verified_afresh(hs_verifier: TokenVerifier) -> None:
+    token = _hs()
+    assert hs_verifier.verify(token) == USER
+    tampered = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    _refused(hs_verifier, tampered)
+    assert hs_verifier.verify(token) == USER
+
+
+def test_the_memory_is_bounded() -> None:
+    verifier = TokenVerifier(Settings(jwt_secret=SECRET), cache_size=2)
+    subjects = [uuid.uuid4() for _ in range(5)]
+    tokens = [_hs(sub=str(subject)) for subject in subjects]
+    for token, subject in list(zip(tokens, subjects, strict=True)) * 2:
+        assert verifier.verify(token) == subject
+    assert len(verifier._cache) <= 2

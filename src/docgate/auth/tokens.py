@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +35,34 @@ def _read(path: Path | None, what: str) -> str:
         raise KeyConfigurationError(f"cannot read {what.lower()} key file {path}: {exc}") from exc
 
 
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    user_id: uuid.UUID
+    not_before: float
+    expires: float
+
+
 class TokenVerifier:
-    def __init__(self, settings: Settings) -> None:
+    """Verifies bearer tokens.
+
+    A token whose signature and claims have been verified is remembered (by its exact text, so
+    a token that differs in any byte is verified afresh) until it expires: callers send the same
+    token on every call, and re-checking an HMAC or RSA signature that cannot have changed was
+    the largest single CPU cost of an authenticated call. Expiry is still checked on every
+    call. Whether the user still exists and is active is not a token question: the interceptor
+    reads that from the database on every call.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        cache_size: int = 10_000,
+    ) -> None:
+        self._clock = clock
+        self._cache: dict[str, _Verified] = {}
+        self._cache_size = cache_size
         self._algorithm = settings.jwt_algorithm
         if self._algorithm == "HS256":
             if not settings.jwt_secret:
@@ -50,6 +78,19 @@ class TokenVerifier:
 
     def verify(self, token: str) -> uuid.UUID:
         """Return the user id in ``sub``; raise Unauthenticated for anything else."""
+        known = self._cache.get(token)
+        if known is None:
+            known = self._decode(token)
+            if len(self._cache) >= self._cache_size:
+                self._cache.clear()  # bounded; a cold cache only costs re-verification
+            self._cache[token] = known
+        now = self._clock()
+        if not known.not_before - self._leeway <= now < known.expires + self._leeway:
+            self._cache.pop(token, None)
+            raise Unauthenticated(GENERIC_MESSAGE)
+        return known.user_id
+
+    def _decode(self, token: str) -> _Verified:
         try:
             claims = jwt.decode(
                 token,
@@ -60,7 +101,11 @@ class TokenVerifier:
                 leeway=self._leeway,
                 options={"require": _REQUIRED, "strict_aud": self._audience is not None},
             )
-            return uuid.UUID(str(claims["sub"]))
+            return _Verified(
+                user_id=uuid.UUID(str(claims["sub"])),
+                not_before=float(claims.get("nbf", float("-inf"))),
+                expires=float(claims["exp"]),
+            )
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise Unauthenticated(GENERIC_MESSAGE) from exc
 

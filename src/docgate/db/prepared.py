@@ -12,7 +12,8 @@ caller's query: a missing or unexpected name raises before anything is sent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -20,6 +21,8 @@ from sqlalchemy import ClauseElement
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from docgate.errors import database_unavailable
 
 _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
 
@@ -43,17 +46,35 @@ class PreparedQuery:
         return [params[name] for name in self._order]
 
     async def fetch(self, conn: AsyncConnection, **params: Any) -> Sequence[asyncpg.Record]:
-        driver = await _driver(conn)
-        rows: Sequence[asyncpg.Record] = await driver.fetch(self.sql, *self._args(params))
+        args = self._args(params)
+        async with _driver(conn) as driver:
+            rows: Sequence[asyncpg.Record] = await driver.fetch(self.sql, *args)
         return rows
 
     async def fetchrow(self, conn: AsyncConnection, **params: Any) -> asyncpg.Record | None:
-        driver = await _driver(conn)
-        row: asyncpg.Record | None = await driver.fetchrow(self.sql, *self._args(params))
+        args = self._args(params)
+        async with _driver(conn) as driver:
+            row: asyncpg.Record | None = await driver.fetchrow(self.sql, *args)
         return row
 
 
-async def _driver(conn: AsyncConnection) -> asyncpg.Connection:
-    """The asyncpg connection under ``conn`` (inside its transaction, if one is open)."""
+@asynccontextmanager
+async def _driver(conn: AsyncConnection) -> AsyncIterator[asyncpg.Connection]:
+    """The asyncpg connection under ``conn`` (inside its transaction, if one is open).
+
+    SQLAlchemy's own execution notices a dead connection and invalidates the pool; statements
+    run on the driver directly must do the same, or the dead connection would go back to the
+    pool and fail the next call too. Like SQLAlchemy, a disconnect marks every connection
+    opened before it for replacement at its next checkout (one call pays for a database
+    restart, not one per pooled connection).
+    """
     raw = await conn.get_raw_connection()
-    return raw.driver_connection
+    driver: asyncpg.Connection = raw.driver_connection
+    try:
+        yield driver
+    except Exception as exc:
+        if not driver.is_closed():
+            raise
+        # Pool._invalidate is what SQLAlchemy calls on a disconnect; no public API does both.
+        conn.sync_engine.pool._invalidate(raw, exc)
+        raise database_unavailable() from exc

@@ -20,7 +20,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from sqlalchemy import exc as sa_exc
 
-from docgate.errors import DocgateError, Unavailable
+from docgate.errors import DocgateError, database_unavailable
 from docgate.services.handlers import (
     Behavior,
     Continuation,
@@ -34,9 +34,7 @@ log = logging.getLogger(__name__)
 DOMAIN = "docgate"
 INTERNAL_MESSAGE = "internal error"
 
-_UNAVAILABLE = Unavailable(
-    "the database is unavailable; retry later", reason="DATABASE_UNAVAILABLE"
-)
+_UNAVAILABLE = database_unavailable()
 
 
 def status_for(error: DocgateError) -> grpc.Status:
@@ -64,16 +62,18 @@ _OUTAGE_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "3D", "28"})
 def _is_outage(exc: BaseException) -> bool:
     if isinstance(exc, sa_exc.TimeoutError):  # pool checkout timed out
         return True
-    if isinstance(exc, sa_exc.DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")
-        if sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES:
-            return True
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    # The SQLSTATE is on the driver's exception: wrapped by SQLAlchemy (``orig``) or raw from
+    # a prepared statement (docgate.db.prepared).
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, OSError | asyncpg.exceptions.ConnectionDoesNotExistError):
             return True
+        for error in (cause, getattr(cause, "orig", None)):
+            sqlstate = str(getattr(error, "sqlstate", "") or "")
+            if sqlstate[:2] in _OUTAGE_SQLSTATE_CLASSES:
+                return True
         cause = cause.__cause__
     return False
 
