@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import grpc
+import grpc.aio
+import pytest
 from google.rpc import error_details_pb2, status_pb2
+from sqlalchemy import text
 
 from docgate.auth.principal import SYSTEM, acting_as
 from docgate.auth.tokens import TokenMinter
@@ -60,6 +64,26 @@ async def pool_drained(app: App) -> bool:
             return True
         await asyncio.sleep(0.05)
     return False
+
+
+async def expect_error(
+    call: Awaitable[object], code: grpc.StatusCode, reason: str | None = None
+) -> grpc.aio.AioRpcError:
+    """Await ``call``, which must fail with ``code`` (and ErrorInfo ``reason`` when given)."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    assert caught.value.code() == code, caught.value.details()
+    if reason is not None:
+        info = error_info(caught.value)
+        assert info is not None, "no ErrorInfo in the status details"
+        assert info.reason == reason
+    return caught.value
+
+
+async def count_rows(app: App, sql: str, **params: object) -> int:
+    """A count straight from the database, past every docgate layer."""
+    async with app.engine.connect() as conn:
+        return int((await conn.execute(text(sql), params)).scalar_one())
 
 
 def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from docgate.bootstrap import App
 from tests import support
-from tests.support import error_info, make_user, unique
+from tests.support import expect_error, make_user, unique
 
 DEADLINE = 10.0
 Stub = roles_pb2_grpc.RoleServiceStub
@@ -24,20 +24,6 @@ Stub = roles_pb2_grpc.RoleServiceStub
 @pytest.fixture
 def roles(channel: grpc.aio.Channel) -> Stub:
     return roles_pb2_grpc.RoleServiceStub(channel)
-
-
-@pytest.fixture
-async def admin(app: App) -> support.TestUser:
-    return await make_user(app, "admin")
-
-
-async def _fails(call: object, code: grpc.StatusCode, reason: str | None = None) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call  # type: ignore[misc]
-    assert caught.value.code() == code, caught.value.details()
-    if reason is not None:
-        info = error_info(caught.value)
-        assert info is not None and info.reason == reason
 
 
 async def _sql(app: App, sql: str, **params: object) -> list[dict[str, object]]:
@@ -78,7 +64,7 @@ async def test_configuration_lifecycle(app: App, roles: Stub, admin: support.Tes
     )
     assert (created.name, created.description) == (name, "d")
     uuid.UUID(created.id)
-    await _fails(
+    await expect_error(
         roles.CreateConfiguration(roles_pb2.CreateConfigurationRequest(name=name), **md),
         grpc.StatusCode.ALREADY_EXISTS,
         "CONFIGURATION_EXISTS",
@@ -96,7 +82,7 @@ async def test_configuration_lifecycle(app: App, roles: Stub, admin: support.Tes
     total = await _sql(app, "select count(*) as n from configurations")
     assert len(seen) == len(set(seen)) == total[0]["n"] and name in seen
     await roles.DeleteConfiguration(roles_pb2.DeleteConfigurationRequest(id=created.id), **md)
-    await _fails(
+    await expect_error(
         roles.DeleteConfiguration(roles_pb2.DeleteConfigurationRequest(id=created.id), **md),
         grpc.StatusCode.NOT_FOUND,
         "CONFIGURATION_NOT_FOUND",
@@ -107,7 +93,7 @@ async def test_configuration_lifecycle(app: App, roles: Stub, admin: support.Tes
 async def test_create_configuration_invalid_name(
     roles: Stub, admin: support.TestUser, name: str
 ) -> None:
-    await _fails(
+    await expect_error(
         roles.CreateConfiguration(
             roles_pb2.CreateConfigurationRequest(name=name),
             metadata=admin.metadata,
@@ -187,7 +173,9 @@ async def test_grant_validation(app: App, roles: Stub, admin: support.TestUser) 
         ),
     ]
     for request in invalid:
-        await _fails(roles.GrantConfiguration(request, **md), grpc.StatusCode.INVALID_ARGUMENT)
+        await expect_error(
+            roles.GrantConfiguration(request, **md), grpc.StatusCode.INVALID_ARGUMENT
+        )
     for request, reason in [
         (
             roles_pb2.GrantConfigurationRequest(
@@ -202,7 +190,9 @@ async def test_grant_validation(app: App, roles: Stub, admin: support.TestUser) 
             "ROLE_NOT_FOUND",
         ),
     ]:
-        await _fails(roles.GrantConfiguration(request, **md), grpc.StatusCode.NOT_FOUND, reason)
+        await expect_error(
+            roles.GrantConfiguration(request, **md), grpc.StatusCode.NOT_FOUND, reason
+        )
 
 
 def _with_unknown_fields(request: roles_pb2.GrantConfigurationRequest, spoof: str) -> bytes:

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from docgate.bootstrap import App
 from tests import support
-from tests.support import error_info, make_user, unique
+from tests.support import count_rows, expect_error, make_user, unique
 
 DEADLINE = 10.0
 
@@ -22,25 +22,6 @@ DEADLINE = 10.0
 @pytest.fixture
 def roles(channel: grpc.aio.Channel) -> roles_pb2_grpc.RoleServiceStub:
     return roles_pb2_grpc.RoleServiceStub(channel)
-
-
-@pytest.fixture
-async def admin(app: App) -> support.TestUser:
-    return await make_user(app, "admin")
-
-
-async def _fails(call: object, code: grpc.StatusCode, reason: str | None = None) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call  # type: ignore[misc]
-    assert caught.value.code() == code, caught.value.details()
-    if reason is not None:
-        info = error_info(caught.value)
-        assert info is not None and info.reason == reason
-
-
-async def _count(app: App, sql: str, **params: object) -> int:
-    async with app.engine.connect() as conn:
-        return int((await conn.execute(text(sql), params)).scalar_one())
 
 
 async def test_role_lifecycle(
@@ -52,7 +33,7 @@ async def test_role_lifecycle(
     assert (created.name, created.description, created.builtin) == (name, "d", False)
     assert created.create_time.seconds > 0
     assert await roles.GetRole(roles_pb2.GetRoleRequest(name=name), **md) == created
-    await _fails(
+    await expect_error(
         roles.CreateRole(roles_pb2.CreateRoleRequest(name=name), **md),
         grpc.StatusCode.ALREADY_EXISTS,
         "ROLE_EXISTS",
@@ -66,12 +47,12 @@ async def test_role_lifecycle(
     )
     assert (updated.description, updated.builtin) == ("new", False)
     await roles.DeleteRole(roles_pb2.DeleteRoleRequest(name=name), **md)
-    await _fails(
+    await expect_error(
         roles.GetRole(roles_pb2.GetRoleRequest(name=name), **md),
         grpc.StatusCode.NOT_FOUND,
         "ROLE_NOT_FOUND",
     )
-    await _fails(
+    await expect_error(
         roles.DeleteRole(roles_pb2.DeleteRoleRequest(name=name), **md), grpc.StatusCode.NOT_FOUND
     )
 
@@ -91,7 +72,7 @@ async def test_create_role_invalid(
     admin: support.TestUser,
     request_: roles_pb2.CreateRoleRequest,
 ) -> None:
-    await _fails(
+    await expect_error(
         roles.CreateRole(request_, metadata=admin.metadata, timeout=DEADLINE),
         grpc.StatusCode.INVALID_ARGUMENT,
     )
@@ -105,7 +86,7 @@ async def test_update_role_mask_must_name_description(
         role=roles_pb2.Role(name="free_user", description="x"),
         update_mask=field_mask_pb2.FieldMask(paths=paths),
     )
-    await _fails(
+    await expect_error(
         roles.UpdateRole(request, metadata=admin.metadata, timeout=DEADLINE),
         grpc.StatusCode.INVALID_ARGUMENT,
         "INVALID_UPDATE_MASK",
@@ -116,7 +97,7 @@ async def test_update_role_mask_must_name_description(
 async def test_builtin_roles_cannot_be_deleted(
     roles: roles_pb2_grpc.RoleServiceStub, admin: support.TestUser, builtin: str
 ) -> None:
-    await _fails(
+    await expect_error(
         roles.DeleteRole(
             roles_pb2.DeleteRoleRequest(name=builtin), metadata=admin.metadata, timeout=DEADLINE
         ),
@@ -146,7 +127,7 @@ async def test_list_roles_pages_cover_every_role_once(
         token = page.next_page_token
         if not token:
             break
-    total = await _count(app, "select count(*) from roles")
+    total = await count_rows(app, "select count(*) from roles")
     assert seen == sorted(seen) and len(seen) == len(set(seen)) == total
     assert {"admin", "paid_user", "free_user"} <= set(seen)
 
@@ -163,7 +144,7 @@ async def test_list_roles_invalid_paging(
     admin: support.TestUser,
     request_: roles_pb2.ListRolesRequest,
 ) -> None:
-    await _fails(
+    await expect_error(
         roles.ListRoles(request_, metadata=admin.metadata, timeout=DEADLINE),
         grpc.StatusCode.INVALID_ARGUMENT,
     )
@@ -210,15 +191,15 @@ async def test_membership_not_found_and_invalid(
         roles.CheckRole(roles_pb2.CheckRoleRequest(user_id=nobody, role="free_user"), **md),
         roles.ListUserRoles(roles_pb2.ListUserRolesRequest(user_id=nobody), **md),
     ):
-        await _fails(call, grpc.StatusCode.NOT_FOUND, "USER_NOT_FOUND")
+        await expect_error(call, grpc.StatusCode.NOT_FOUND, "USER_NOT_FOUND")
     me = str(admin.id)
     for call in (
         roles.AssignRole(roles_pb2.AssignRoleRequest(user_id=me, role="no_such_role"), **md),
         roles.CheckRole(roles_pb2.CheckRoleRequest(user_id=me, role="no_such_role"), **md),
         roles.ListRoleMembers(roles_pb2.ListRoleMembersRequest(role="no_such_role"), **md),
     ):
-        await _fails(call, grpc.StatusCode.NOT_FOUND, "ROLE_NOT_FOUND")
-    await _fails(
+        await expect_error(call, grpc.StatusCode.NOT_FOUND, "ROLE_NOT_FOUND")
+    await expect_error(
         roles.AssignRole(roles_pb2.AssignRoleRequest(user_id="not-a-uuid", role="admin"), **md),
         grpc.StatusCode.INVALID_ARGUMENT,
         "INVALID_ID",
@@ -231,11 +212,11 @@ async def test_self_or_admin_rpcs_refuse_other_users(
     carol, dave = await make_user(app, "free_user"), await make_user(app, "paid_user")
     md = {"metadata": carol.metadata, "timeout": DEADLINE}
     for user_id in (str(dave.id), str(uuid.uuid4()), "not-a-uuid"):
-        await _fails(
+        await expect_error(
             roles.CheckRole(roles_pb2.CheckRoleRequest(user_id=user_id, role="admin"), **md),
             grpc.StatusCode.PERMISSION_DENIED,
         )
-        await _fails(
+        await expect_error(
             roles.ListUserRoles(roles_pb2.ListUserRolesRequest(user_id=user_id), **md),
             grpc.StatusCode.PERMISSION_DENIED,
         )
@@ -250,7 +231,7 @@ async def test_concurrent_duplicate_assigns_leave_one_row(
         *(roles.AssignRole(request, metadata=admin.metadata, timeout=DEADLINE) for _ in range(20))
     )
     assert len({r.SerializeToString() for r in replies}) == 1
-    rows = await _count(app, "select count(*) from user_roles where user_id = :u", u=dave.id)
+    rows = await count_rows(app, "select count(*) from user_roles where user_id = :u", u=dave.id)
     assert rows == 1
 
 
@@ -269,7 +250,7 @@ async def test_revocation_takes_effect_on_the_next_call(
         metadata=admin.metadata,
         timeout=DEADLINE,
     )
-    await _fails(
+    await expect_error(
         users.ListUsers(list_users, metadata=eve.metadata, timeout=DEADLINE),
         grpc.StatusCode.PERMISSION_DENIED,
     )
@@ -300,10 +281,15 @@ async def test_delete_role_leaves_no_orphans(
     role_id = await _role_id(app, name)
     await roles.DeleteRole(roles_pb2.DeleteRoleRequest(name=name), **md)
     for table in ("user_roles", "role_configurations"):
-        assert await _count(app, f"select count(*) from {table} where role_id = :r", r=role_id) == 0
+        assert (
+            await count_rows(app, f"select count(*) from {table} where role_id = :r", r=role_id)
+            == 0
+        )
     # Everything else survives.
-    assert await _count(app, "select count(*) from users where id = :u", u=dave.id) == 1
-    assert await _count(app, "select count(*) from configurations where id = :c", c=config.id) == 1
+    assert await count_rows(app, "select count(*) from users where id = :u", u=dave.id) == 1
+    assert (
+        await count_rows(app, "select count(*) from configurations where id = :c", c=config.id) == 1
+    )
     reply = await roles.ListUserRoles(roles_pb2.ListUserRolesRequest(user_id=str(dave.id)), **md)
     assert [m.role for m in reply.memberships] == ["free_user"]
 
@@ -339,7 +325,7 @@ async def test_list_role_members_pages(
     first = await roles.ListRoleMembers(
         roles_pb2.ListRoleMembersRequest(role=name, page_size=1), **md
     )
-    await _fails(
+    await expect_error(
         roles.ListRoleMembers(
             roles_pb2.ListRoleMembersRequest(role="admin", page_token=first.next_page_token), **md
         ),

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from docgate.bootstrap import App
 from tests import support
-from tests.support import error_info, make_user, unique
+from tests.support import count_rows, expect_error, make_user, unique
 
 DEADLINE = 10.0
 Stub = users_pb2_grpc.UserServiceStub
@@ -22,25 +22,6 @@ Stub = users_pb2_grpc.UserServiceStub
 @pytest.fixture
 def users(channel: grpc.aio.Channel) -> Stub:
     return users_pb2_grpc.UserServiceStub(channel)
-
-
-@pytest.fixture
-async def admin(app: App) -> support.TestUser:
-    return await make_user(app, "admin")
-
-
-async def _fails(call: object, code: grpc.StatusCode, reason: str | None = None) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call  # type: ignore[misc]
-    assert caught.value.code() == code, caught.value.details()
-    if reason is not None:
-        info = error_info(caught.value)
-        assert info is not None and info.reason == reason
-
-
-async def _count(app: App, sql: str, **params: object) -> int:
-    async with app.engine.connect() as conn:
-        return int((await conn.execute(text(sql), params)).scalar_one())
 
 
 def _mask(*paths: str) -> field_mask_pb2.FieldMask:
@@ -67,10 +48,10 @@ async def test_create_get_user(users: Stub, admin: support.TestUser) -> None:
         users_pb2.CreateUserRequest(username=name, email=f"other-{name}@example.com"),
         users_pb2.CreateUserRequest(username=unique("n"), email=f"{name}@example.com"),
     ):
-        await _fails(
+        await expect_error(
             users.CreateUser(duplicate, **md), grpc.StatusCode.ALREADY_EXISTS, "USER_EXISTS"
         )
-    await _fails(
+    await expect_error(
         users.CreateUser(
             users_pb2.CreateUserRequest(username=unique("n"), email="a@b.io", roles=["nope_x"]),
             **md,
@@ -93,7 +74,7 @@ async def test_create_get_user(users: Stub, admin: support.TestUser) -> None:
 async def test_create_user_invalid(
     users: Stub, admin: support.TestUser, request_: users_pb2.CreateUserRequest
 ) -> None:
-    await _fails(
+    await expect_error(
         users.CreateUser(request_, metadata=admin.metadata, timeout=DEADLINE),
         grpc.StatusCode.INVALID_ARGUMENT,
     )
@@ -106,16 +87,16 @@ async def test_get_user_self_or_admin(app: App, users: Stub, admin: support.Test
     )
     assert me.username == carol.username
     for other in (str(dave.id), str(uuid.uuid4()), "", "junk"):
-        await _fails(
+        await expect_error(
             users.GetUser(users_pb2.GetUserRequest(id=other), metadata=carol.metadata),
             grpc.StatusCode.PERMISSION_DENIED,
         )
-    await _fails(
+    await expect_error(
         users.GetUser(users_pb2.GetUserRequest(id=str(uuid.uuid4())), metadata=admin.metadata),
         grpc.StatusCode.NOT_FOUND,
         "USER_NOT_FOUND",
     )
-    await _fails(
+    await expect_error(
         users.GetUser(users_pb2.GetUserRequest(id="junk"), metadata=admin.metadata),
         grpc.StatusCode.INVALID_ARGUMENT,
         "INVALID_ID",
@@ -152,13 +133,13 @@ async def test_list_users_filters_match_the_database(
     everyone = await _all_pages(users, admin)
     names = [u.username for u in everyone]
     assert names == sorted(names) and len(set(names)) == len(names)
-    assert len(everyone) == await _count(app, "select count(*) from users")
+    assert len(everyone) == await count_rows(app, "select count(*) from users")
     with_role = await _all_pages(users, admin, role=role, is_active=True)
     assert {u.id for u in with_role} == {str(h.id) for h in holders}
     assert all(list(u.roles) == sorted([role, "free_user"]) for u in with_role)
     assert len(await _all_pages(users, admin, role=role)) == 10
     bare = await _all_pages(users, admin, without_roles=True)
-    expected = await _count(
+    expected = await count_rows(
         app,
         "select count(*) from users u "
         "where not exists (select from user_roles where user_id = u.id)",
@@ -180,8 +161,8 @@ async def test_list_users_invalid(users: Stub, admin: support.TestUser) -> None:
         users_pb2.ListUsersRequest(role="admin", without_roles=True),
         users_pb2.ListUsersRequest(role="Not A Role"),
     ):
-        await _fails(users.ListUsers(request, **md), grpc.StatusCode.INVALID_ARGUMENT)
-    await _fails(
+        await expect_error(users.ListUsers(request, **md), grpc.StatusCode.INVALID_ARGUMENT)
+    await expect_error(
         users.ListUsers(users_pb2.ListUsersRequest(role="no_such_role"), **md),
         grpc.StatusCode.NOT_FOUND,
         "ROLE_NOT_FOUND",
@@ -213,7 +194,7 @@ async def test_update_user(app: App, users: Stub, admin: support.TestUser) -> No
         **md,
     )
     assert not off.is_active and off.email == new_email
-    await _fails(
+    await expect_error(
         users.GetCurrentUser(users_pb2.GetCurrentUserRequest(), metadata=hank.metadata),
         grpc.StatusCode.UNAUTHENTICATED,
     )
@@ -250,7 +231,7 @@ async def test_update_user_invalid(app: App, users: Stub, admin: support.TestUse
             "ALREADY_EXISTS",
         ),
     ]:
-        await _fails(users.UpdateUser(request, **md), getattr(grpc.StatusCode, code))
+        await expect_error(users.UpdateUser(request, **md), getattr(grpc.StatusCode, code))
 
 
 async def _insert_documents(app: App, owner: uuid.UUID) -> None:
@@ -270,16 +251,18 @@ async def test_delete_user(
     md = {"metadata": admin.metadata, "timeout": DEADLINE}
     plain = await make_user(app, "free_user")
     await users.DeleteUser(users_pb2.DeleteUserRequest(id=str(plain.id)), **md)
-    await _fails(
+    await expect_error(
         users.DeleteUser(users_pb2.DeleteUserRequest(id=str(plain.id)), **md),
         grpc.StatusCode.NOT_FOUND,
         "USER_NOT_FOUND",
     )
-    await _fails(
+    await expect_error(
         users.DeleteUser(users_pb2.DeleteUserRequest(id="x"), **md),
         grpc.StatusCode.INVALID_ARGUMENT,
     )
-    assert await _count(app, "select count(*) from user_roles where user_id = :u", u=plain.id) == 0
+    assert (
+        await count_rows(app, "select count(*) from user_roles where user_id = :u", u=plain.id) == 0
+    )
 
 
 async def test_delete_user_who_owns_documents(
@@ -302,10 +285,12 @@ async def test_delete_user_who_owns_documents(
         timeout=DEADLINE,
     )
     delete = users_pb2.DeleteUserRequest(id=str(ivan.id))
-    await _fails(
+    await expect_error(
         users.DeleteUser(delete, **md), grpc.StatusCode.FAILED_PRECONDITION, "USER_OWNS_DOCUMENTS"
     )
-    assert await _count(app, "select count(*) from documents where owner_id = :u", u=ivan.id) == 2
+    assert (
+        await count_rows(app, "select count(*) from documents where owner_id = :u", u=ivan.id) == 2
+    )
     await users.DeleteUser(users_pb2.DeleteUserRequest(id=str(ivan.id), force=True), **md)
     for sql in (
         "select count(*) from documents where owner_id = :u",
@@ -313,7 +298,7 @@ async def test_delete_user_who_owns_documents(
         "select count(*) from users where id = :u",
         "select count(*) from role_configurations where granted_by = :u",
     ):
-        assert await _count(app, sql, u=ivan.id) == 0, sql
+        assert await count_rows(app, sql, u=ivan.id) == 0, sql
     grants = await roles.ListRoleConfigurations(
         roles_pb2.ListRoleConfigurationsRequest(role="paid_user"), **md
     )
