@@ -35,6 +35,17 @@ def _read(path: Path | None, what: str) -> str:
         raise KeyConfigurationError(f"cannot read {what.lower()} key file {path}: {exc}") from exc
 
 
+def _key(settings: Settings, key_file: Path | None, what: str) -> str:
+    """The HS256 secret (both directions), or the PEM key an asymmetric algorithm needs."""
+    if settings.jwt_algorithm != "HS256":
+        return _read(key_file, what)
+    if not settings.jwt_secret:
+        raise KeyConfigurationError("DOCGATE_JWT_SECRET is required for HS256")
+    if len(settings.jwt_secret.encode()) < 32:
+        raise KeyConfigurationError("DOCGATE_JWT_SECRET must be at least 32 bytes")
+    return settings.jwt_secret
+
+
 @dataclass(frozen=True, slots=True)
 class _Verified:
     user_id: uuid.UUID
@@ -64,14 +75,7 @@ class TokenVerifier:
         self._cache: dict[str, _Verified] = {}
         self._cache_size = cache_size
         self._algorithm = settings.jwt_algorithm
-        if self._algorithm == "HS256":
-            if not settings.jwt_secret:
-                raise KeyConfigurationError("DOCGATE_JWT_SECRET is required for HS256")
-            if len(settings.jwt_secret.encode()) < 32:
-                raise KeyConfigurationError("DOCGATE_JWT_SECRET must be at least 32 bytes")
-            self._key: Any = settings.jwt_secret
-        else:
-            self._key = _read(settings.jwt_public_key_file, "PUBLIC_KEY")
+        self._key = _key(settings, settings.jwt_public_key_file, "PUBLIC_KEY")
         self._audience = settings.jwt_audience
         self._issuer = settings.jwt_issuer
         self._leeway = settings.jwt_leeway_seconds
@@ -115,12 +119,7 @@ class TokenMinter:
 
     def __init__(self, settings: Settings) -> None:
         self._algorithm = settings.jwt_algorithm
-        if self._algorithm == "HS256":
-            if not settings.jwt_secret:
-                raise KeyConfigurationError("DOCGATE_JWT_SECRET is required for HS256")
-            self._key: Any = settings.jwt_secret
-        else:
-            self._key = _read(settings.jwt_private_key_file, "PRIVATE_KEY")
+        self._key = _key(settings, settings.jwt_private_key_file, "PRIVATE_KEY")
         self._audience = settings.jwt_audience
         self._issuer = settings.jwt_issuer
 
