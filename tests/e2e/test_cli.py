@@ -110,3 +110,16 @@ async def test_serve_answers_then_stops_cleanly_on_sigterm(database_url: str) ->
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_migrate_current_downgrade_upgrade(scratch_database_url: str) -> None:
+    env = _env(scratch_database_url)
+    code, out, err = await _run(env, "migrate", "upgrade")
+    assert code == 0, err
+    head = out.strip()
+    assert head
+    assert (await _run(env, "migrate", "current"))[1].strip() == head
+    code, out, err = await _run(env, "migrate", "downgrade", "base")
+    assert code == 0, err
+    assert out.strip() == "None"
+    assert (await _run(env, "migrate", "upgrade"))[1].strip() == head
