@@ -27,6 +27,16 @@ def _env(database_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
+async def serving_port(proc: asyncio.subprocess.Process) -> int:
+    """Read `docgate serve`'s stderr until it says where it listens; return the port."""
+    assert proc.stderr is not None
+    while True:
+        line = (await asyncio.wait_for(proc.stderr.readline(), TIMEOUT)).decode()
+        assert line, "server exited before serving"
+        if match := re.search(r"serving on [\d.]+:(\d+)", line):
+            return int(match.group(1))
+
+
 async def _run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         DOCGATE, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
@@ -89,12 +99,7 @@ async def test_serve_answers_then_stops_cleanly_on_sigterm(database_url: str) ->
     )
     try:
         assert proc.stderr is not None
-        port = None
-        while port is None:
-            line = (await asyncio.wait_for(proc.stderr.readline(), TIMEOUT)).decode()
-            assert line, "server exited before serving"
-            if match := re.search(r"serving on [\d.]+:(\d+)", line):
-                port = int(match.group(1))
+        port = await serving_port(proc)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             me = await users_pb2_grpc.UserServiceStub(channel).GetCurrentUser(
                 users_pb2.GetCurrentUserRequest(),

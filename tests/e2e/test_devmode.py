@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc.aio
 from docgate.v1 import users_pb2, users_pb2_grpc
 
-from tests.e2e.test_cli import DOCGATE, TIMEOUT
+from tests.e2e.test_cli import DOCGATE, TIMEOUT, serving_port
 
 
 def _dev_env(data_dir: Path) -> dict[str, str]:
@@ -29,12 +29,7 @@ async def _serve_once(env: dict[str, str]) -> tuple[str, dict[str, str]]:
     assert proc.stdout is not None
     assert proc.stderr is not None
     try:
-        port = None
-        while port is None:
-            line = (await asyncio.wait_for(proc.stderr.readline(), TIMEOUT)).decode()
-            assert line, "server exited before serving"
-            if match := re.search(r"serving on [\d.]+:(\d+)", line):
-                port = int(match.group(1))
+        port = await serving_port(proc)
         proc.send_signal(signal.SIGTERM)
         banner = (await asyncio.wait_for(proc.stdout.read(), TIMEOUT)).decode()
         assert await asyncio.wait_for(proc.wait(), TIMEOUT) == 0
@@ -67,12 +62,7 @@ async def test_first_start_seeds_and_data_survives_restart(tmp_path: Path) -> No
     )
     assert proc.stderr is not None
     try:
-        port = None
-        while port is None:
-            line = (await asyncio.wait_for(proc.stderr.readline(), TIMEOUT)).decode()
-            assert line, "server exited before serving"
-            if match := re.search(r"serving on [\d.]+:(\d+)", line):
-                port = int(match.group(1))
+        port = await serving_port(proc)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             me = await users_pb2_grpc.UserServiceStub(channel).GetCurrentUser(
                 users_pb2.GetCurrentUserRequest(),
