@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import grpc
 import grpc.aio
@@ -13,10 +13,10 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 from sqlalchemy import text
 
-from docgate.auth.principal import SYSTEM, acting_as
-from docgate.auth.tokens import TokenMinter
 from docgate.bootstrap import App
+from docgate.principal import SYSTEM, acting_as
 from docgate.repositories.users import UserRepository
+from docgate.tokens import TokenMinter
 
 TEST_SECRET = "test-secret-" + "x" * 40
 
@@ -33,6 +33,15 @@ class TestUser:
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
         return (("authorization", f"Bearer {self.token}"),)
+
+
+def with_servicer(app: App, service: str, servicer: object) -> App:
+    """``app`` serving ``servicer`` for the service named ``service`` (a full name)."""
+    assert any(b.name == service for b in app.services), service
+    bindings = tuple(
+        replace(b, servicer=servicer) if b.name == service else b for b in app.services
+    )
+    return replace(app, services=bindings)
 
 
 def unique(prefix: str = "u") -> str:

@@ -1,6 +1,7 @@
 """Composition root: builds every long-lived object from Settings and hands them in.
 
 Nothing here runs at import time. The server, the CLI and the tests all call `build_app`.
+`App.services` is the service registry: one ServiceBinding per served gRPC service.
 """
 
 from __future__ import annotations
@@ -9,15 +10,30 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from docgate.auth.interceptor import AuthInterceptor
-from docgate.auth.tokens import TokenVerifier
+from docgate import policy
 from docgate.config import Settings
 from docgate.db.engine import create_engine, create_session_factory
+from docgate.db.filtering import install_document_policy
 from docgate.db.uow import UnitOfWork
+from docgate.edge.auth import AuthInterceptor
+from docgate.edge.errors import ErrorMappingInterceptor
+from docgate.edge.registry import ServiceBinding, method_paths
 from docgate.services.documents import DocumentService
-from docgate.services.errors import ErrorMappingInterceptor
 from docgate.services.roles import RoleService
 from docgate.services.users import UserService
+from docgate.tokens import TokenVerifier
+from docgate.v1 import (
+    documents_pb2,
+    documents_pb2_grpc,
+    roles_pb2,
+    roles_pb2_grpc,
+    users_pb2,
+    users_pb2_grpc,
+)
+
+
+class UnlistedMethodError(RuntimeError):
+    """A served method has no row in policy.RPC_ACCESS."""
 
 
 @dataclass(frozen=True)
@@ -26,24 +42,38 @@ class App:
     engine: AsyncEngine
     uow: UnitOfWork
     interceptors: tuple[ErrorMappingInterceptor, AuthInterceptor]
-    documents: DocumentService
-    roles: RoleService
-    users: UserService
+    services: tuple[ServiceBinding, ...]
+
+    def check_policy_covers_services(self) -> None:
+        """Deny by default is a safety net, not a way to ship a method nobody can call."""
+        unlisted = policy.unlisted_methods(method_paths(self.services))
+        if unlisted:
+            raise UnlistedMethodError(f"served but not in policy.RPC_ACCESS: {unlisted}")
 
     async def close(self) -> None:
         await self.engine.dispose()
 
 
+def _services(uow: UnitOfWork, settings: Settings) -> tuple[ServiceBinding, ...]:
+    """The registry: adding a service is one line here (docs/operations.md)."""
+    bind = ServiceBinding.of
+    return (
+        bind(DocumentService(uow, settings), documents_pb2, documents_pb2_grpc, "DocumentService"),
+        bind(RoleService(uow), roles_pb2, roles_pb2_grpc, "RoleService"),
+        bind(UserService(uow), users_pb2, users_pb2_grpc, "UserService"),
+    )
+
+
 def build_app(settings: Settings, database_url: str) -> App:
     engine = create_engine(database_url, settings)
-    uow = UnitOfWork(engine, create_session_factory(engine))
+    sessions = create_session_factory(engine)
+    install_document_policy(sessions)
+    uow = UnitOfWork(engine, sessions)
     auth = AuthInterceptor(TokenVerifier(settings), uow)
     return App(
         settings=settings,
         engine=engine,
         uow=uow,
         interceptors=(ErrorMappingInterceptor(), auth),
-        documents=DocumentService(uow, settings),
-        roles=RoleService(uow),
-        users=UserService(uow),
+        services=_services(uow, settings),
     )

@@ -10,14 +10,14 @@ import warnings
 from collections.abc import Callable, Sequence
 
 from docgate import demo, runtime
-from docgate.auth.principal import SYSTEM, acting_as
-from docgate.auth.tokens import KeyConfigurationError, TokenMinter
 from docgate.bootstrap import App, build_app
 from docgate.config import Settings
 from docgate.db import migrations
 from docgate.errors import DocgateError
+from docgate.principal import SYSTEM
 from docgate.repositories.users import UserRepository
 from docgate.server import ListenError, serve_until_signalled
+from docgate.tokens import KeyConfigurationError, TokenMinter
 from docgate.validation import email, role_name, username
 
 log = logging.getLogger("docgate")
@@ -66,9 +66,8 @@ async def _migrate(settings: Settings, action: str, revision: str | None) -> Non
 async def _create_user(settings: Settings, args: argparse.Namespace) -> None:
     app = build_app(settings, await runtime.migrated_database_url(settings))
     try:
-        with acting_as(SYSTEM):
-            async with app.uow.transaction() as session:
-                user = await UserRepository(session).create(args.username, args.email, args.role)
+        async with app.uow.transaction(SYSTEM) as session:
+            user = await UserRepository(session).create(args.username, args.email, args.role)
         print(user.id)
     finally:
         await app.close()
@@ -77,9 +76,8 @@ async def _create_user(settings: Settings, args: argparse.Namespace) -> None:
 async def _token(settings: Settings, who: str, ttl: int | None) -> None:
     app = build_app(settings, await runtime.migrated_database_url(settings))
     try:
-        with acting_as(SYSTEM):
-            async with app.uow.transaction() as session:
-                user_id = await UserRepository(session).find_id(who)
+        async with app.uow.transaction(SYSTEM) as session:
+            user_id = await UserRepository(session).find_id(who)
         print(TokenMinter(settings).mint(user_id, ttl or settings.token_ttl_seconds))
     finally:
         await app.close()
@@ -91,9 +89,8 @@ async def _serve(settings: Settings) -> None:
     if not settings.embedded:
         await serve_until_signalled(app, settings.listen)
         return
-    with acting_as(SYSTEM):
-        async with app.uow.transaction() as session:
-            seeded = await demo.seed_if_empty(session)
+    async with app.uow.transaction(SYSTEM) as session:
+        seeded = await demo.seed_if_empty(session)
 
     async def banner(address: str) -> None:
         await _print_demo(settings, app, seeded, address)
@@ -104,16 +101,15 @@ async def _serve(settings: Settings) -> None:
 async def _print_demo(settings: Settings, app: App, seeded: bool, addr: str) -> None:
     minter = TokenMinter(settings)
     lines = ["", "docgate dev mode" + (" (demo data seeded)" if seeded else ""), ""]
-    with acting_as(SYSTEM):
-        async with app.uow.transaction() as session:
-            repo = UserRepository(session)
-            for name, role in demo.DEMO_USERS:
-                try:
-                    user_id = await repo.find_id(name)
-                except DocgateError:
-                    continue
-                token = minter.mint(user_id, settings.token_ttl_seconds)
-                lines += [f"{name} ({role}):", f"  export {name.upper()}_TOKEN={token}"]
+    async with app.uow.transaction(SYSTEM) as session:
+        repo = UserRepository(session)
+        for name, role in demo.DEMO_USERS:
+            try:
+                user_id = await repo.find_id(name)
+            except DocgateError:
+                continue
+            token = minter.mint(user_id, settings.token_ttl_seconds)
+            lines += [f"{name} ({role}):", f"  export {name.upper()}_TOKEN={token}"]
     lines += [
         "",
         "try:",

@@ -1,7 +1,8 @@
 """Domain errors: what went wrong, in words the caller can act on.
 
-Raised below the servicers (which never import grpc for this); translated into a gRPC status with
-a google.rpc.ErrorInfo by docgate.services.errors. The tree::
+Raised below the edge (nothing there imports grpc); database errors become these in one place,
+docgate.db.errors; docgate.edge.errors turns them into a gRPC status with a google.rpc.ErrorInfo.
+The tree::
 
     DocgateError
     ├── InvalidArgument       INVALID_ARGUMENT     bad input, nothing ran
@@ -11,7 +12,12 @@ a google.rpc.ErrorInfo by docgate.services.errors. The tree::
     ├── AlreadyExists         ALREADY_EXISTS       unique name taken, already in that state
     ├── FailedPrecondition    FAILED_PRECONDITION  the system is not in a state that allows it
     ├── Aborted               ABORTED              concurrency conflict (etag), retry after re-read
+    ├── DeadlineExceeded      DEADLINE_EXCEEDED    a statement ran past its time limit; do not retry
+    │                                              the same call blindly
     └── Unavailable           UNAVAILABLE          database unreachable or saturated, retry
+
+Every InvalidArgument names the offending request field (``field``): in ErrorInfo metadata
+``field`` and, by convention, in its message.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ class Code(Enum):
     ALREADY_EXISTS = "ALREADY_EXISTS"
     FAILED_PRECONDITION = "FAILED_PRECONDITION"
     ABORTED = "ABORTED"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
     UNAVAILABLE = "UNAVAILABLE"
 
 
@@ -50,8 +57,21 @@ class DocgateError(Exception):
 
 
 class InvalidArgument(DocgateError):
+    """Bad input; ``field`` is the request field (or field path) at fault."""
+
     code = Code.INVALID_ARGUMENT
     default_reason = "INVALID_ARGUMENT"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str,
+        reason: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason, metadata={"field": field, **(metadata or {})})
+        self.field = field
 
 
 class Unauthenticated(DocgateError):
@@ -84,6 +104,11 @@ class Aborted(DocgateError):
     default_reason = "ABORTED"
 
 
+class DeadlineExceeded(DocgateError):
+    code = Code.DEADLINE_EXCEEDED
+    default_reason = "DEADLINE_EXCEEDED"
+
+
 class Unavailable(DocgateError):
     code = Code.UNAVAILABLE
     default_reason = "UNAVAILABLE"
@@ -92,3 +117,43 @@ class Unavailable(DocgateError):
 def database_unavailable() -> Unavailable:
     """The one answer while the database cannot serve us; clients should retry."""
     return Unavailable("the database is unavailable; retry later", reason="DATABASE_UNAVAILABLE")
+
+
+def statement_timeout() -> DeadlineExceeded:
+    """A statement hit the server's statement_timeout. Not UNAVAILABLE: clients retry that by
+    default, and the same query would time out again, multiplying the load."""
+    return DeadlineExceeded(
+        "the query took longer than the server allows; narrow the request",
+        reason="STATEMENT_TIMEOUT",
+    )
+
+
+# The named answers more than one layer gives (a repository's check and the database's
+# constraint for the same rule, docgate.db.errors): one wording, one reason.
+def document_not_found() -> NotFound:
+    """Missing or hidden from the caller: same message, same details, whatever the reason."""
+    return NotFound("document not found", reason="DOCUMENT_NOT_FOUND")
+
+
+def user_not_found() -> NotFound:
+    return NotFound("user not found", reason="USER_NOT_FOUND")
+
+
+def role_not_found(name: str | None = None) -> NotFound:
+    return NotFound(
+        "role not found", reason="ROLE_NOT_FOUND", metadata={"role": name} if name else None
+    )
+
+
+def configuration_not_found() -> NotFound:
+    return NotFound("configuration not found", reason="CONFIGURATION_NOT_FOUND")
+
+
+def user_exists() -> AlreadyExists:
+    return AlreadyExists("a user with that username or email already exists", reason="USER_EXISTS")
+
+
+def user_owns_documents() -> FailedPrecondition:
+    return FailedPrecondition(
+        "the user owns documents; delete them first or pass force", reason="USER_OWNS_DOCUMENTS"
+    )

@@ -55,7 +55,7 @@ class DocumentRow(Protocol):
 
 def etag(version: int) -> str:
     """Opaque to clients; a weak validator of the row version, which every change bumps.
-    (docgate.documents_validation.parse_etag reads it back.)"""
+    (docgate.validation.parse_etag reads it back.)"""
     return f'W/"{version}"'
 
 

@@ -1,4 +1,9 @@
-"""Opaque keyset page tokens for ListDocuments and SearchDocuments.
+"""Keyset pagination for every List RPC: opaque page tokens and the page cut, written once.
+
+A listing declares its sort key as a `Keyset` (the kinds of its columns, ending with a unique
+one) and fetches ``page_size + 1`` rows ordered by that key, starting strictly after
+`Keyset.start`; `Keyset.page` cuts the extra row off and makes the next token from the last row
+kept.
 
 A token is ``base64url(checksum(8) || json([version, query_fingerprint, sort_key]))``:
 
@@ -20,7 +25,12 @@ import base64
 import binascii
 import hashlib
 import json
-from typing import Any, Final
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Any, Final, TypeVar
 
 from docgate.errors import InvalidArgument
 
@@ -48,7 +58,7 @@ def encode(query_fingerprint: str, sort_key: list[JsonScalar]) -> str:
 
 
 def _invalid(message: str = "page_token is not valid") -> InvalidArgument:
-    return InvalidArgument(message, reason="INVALID_PAGE_TOKEN")
+    return InvalidArgument(message, field="page_token", reason="INVALID_PAGE_TOKEN")
 
 
 def decode(token: str, query_fingerprint: str) -> list[Any]:
@@ -71,3 +81,76 @@ def decode(token: str, query_fingerprint: str) -> list[Any]:
     if bound_to != query_fingerprint:
         raise _invalid("page_token belongs to a request with other parameters")
     return sort_key
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+Row = TypeVar("Row")
+
+
+class KeyKind(Enum):
+    """How one sort-key column is written into a token and read back (typed, or refused)."""
+
+    TEXT = "text"
+    UUID = "uuid"
+    TIMESTAMP = "timestamp"  # microseconds since the epoch: exact, unlike a float
+    NUMBER = "number"
+
+    def write(self, value: Any) -> JsonScalar:
+        if self is KeyKind.TIMESTAMP:
+            return int((value - _EPOCH) // _MICROSECOND)
+        if self is KeyKind.UUID:
+            return str(value)
+        if self is KeyKind.NUMBER:
+            return float(value)
+        return str(value)
+
+    def read(self, value: Any) -> Any:
+        if self is KeyKind.TEXT and isinstance(value, str):
+            return value
+        if self is KeyKind.TIMESTAMP and type(value) is int:
+            return _EPOCH + value * _MICROSECOND
+        if self is KeyKind.NUMBER and type(value) in (int, float):
+            return float(value)
+        if self is KeyKind.UUID and isinstance(value, str):
+            try:
+                return uuid.UUID(value)
+            except ValueError:
+                pass
+        raise _invalid()
+
+
+@dataclass(frozen=True, slots=True)
+class Keyset:
+    """The sort key of one listing, by column kind; the last column must be unique (an id or a
+    unique name), so "strictly after the last row" never skips or repeats a row."""
+
+    kinds: tuple[KeyKind, ...]
+
+    def start(self, page_token: str, query_fingerprint: str) -> tuple[Any, ...] | None:
+        """The typed sort key this page starts after; None on the first page (no token)."""
+        if not page_token:
+            return None
+        values = decode(page_token, query_fingerprint)
+        if len(values) != len(self.kinds):
+            raise _invalid()
+        return tuple(kind.read(value) for kind, value in zip(self.kinds, values, strict=True))
+
+    @staticmethod
+    def limit(page_size: int) -> int:
+        """Rows to fetch: one more than the page, to know whether another page follows."""
+        return page_size + 1
+
+    def page(
+        self,
+        rows: Sequence[Row],
+        page_size: int,
+        query_fingerprint: str,
+        key: Callable[[Row], Sequence[Any]],
+    ) -> tuple[Sequence[Row], str]:
+        """The rows of this page and the next page token ("" when this is the last page)."""
+        if len(rows) <= page_size:
+            return rows, ""
+        last = key(rows[page_size - 1])
+        values = [kind.write(value) for kind, value in zip(self.kinds, last, strict=True)]
+        return rows[:page_size], encode(query_fingerprint, values)

@@ -13,14 +13,15 @@ Core statement on documents takes its WHERE clause from the same function.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, or_, true
 
-from docgate.auth.principal import Principal
-from docgate.errors import PermissionDenied
+from docgate import validation
+from docgate.errors import InvalidArgument, PermissionDenied
+from docgate.principal import Principal
 
 
 class Access(Enum):
@@ -86,6 +87,12 @@ def is_public_method(method: str) -> bool:
     return method.startswith(PUBLIC_PREFIXES)
 
 
+def unlisted_methods(served: Iterable[str]) -> list[str]:
+    """The served methods that have no row in RPC_ACCESS (and would be refused to everyone).
+    The server refuses to start while this is not empty."""
+    return sorted(m for m in served if m not in RPC_ACCESS and not is_public_method(m))
+
+
 def check_rpc_access(method: str, principal: Principal) -> None:
     """Raise PermissionDenied unless ``principal`` may call ``method``; unknown methods are
     refused (deny by default)."""
@@ -102,6 +109,19 @@ def require_self_or_admin(principal: Principal, user_id: uuid.UUID) -> None:
 def require_admin(principal: Principal) -> None:
     if not principal.is_admin:
         raise PermissionDenied(_DENIED, reason="METHOD_NOT_ALLOWED")
+
+
+def subject_user_id(principal: Principal, raw: str, field: str) -> uuid.UUID:
+    """The user a SELF_OR_ADMIN request is about. A non-admin asking about anyone else, or
+    about no valid id at all, is PERMISSION_DENIED; an admin's malformed id is
+    INVALID_ARGUMENT."""
+    try:
+        user_id = validation.parse_id(raw, field)
+    except InvalidArgument:
+        require_admin(principal)
+        raise
+    require_self_or_admin(principal, user_id)
+    return user_id
 
 
 # --- documents -------------------------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""grpc.aio server lifecycle: services, health, reflection, graceful shutdown."""
+"""grpc.aio server lifecycle: services, health, reflection, graceful shutdown.
+
+What is served comes from the registry (App.services): each binding is registered, reported by
+health under its name, and listed by reflection.
+"""
 
 from __future__ import annotations
 
@@ -16,22 +20,9 @@ from grpc_reflection.v1alpha import reflection
 from sqlalchemy import text
 
 from docgate.bootstrap import App
-from docgate.v1 import (
-    documents_pb2,
-    documents_pb2_grpc,
-    roles_pb2,
-    roles_pb2_grpc,
-    users_pb2,
-    users_pb2_grpc,
-)
 
 log = logging.getLogger(__name__)
 
-DOCGATE_SERVICES = (
-    documents_pb2.DESCRIPTOR.services_by_name["DocumentService"].full_name,
-    roles_pb2.DESCRIPTOR.services_by_name["RoleService"].full_name,
-    users_pb2.DESCRIPTOR.services_by_name["UserService"].full_name,
-)
 _HEALTH_TIMEOUT_SECONDS = 2.0
 
 
@@ -69,8 +60,8 @@ async def _database_reachable(app: App) -> bool:
     return True
 
 
-async def _set_all(servicer: health_aio.HealthServicer, status: int) -> None:
-    for name in ("", *DOCGATE_SERVICES):
+async def _set_all(app: App, servicer: health_aio.HealthServicer, status: int) -> None:
+    for name in ("", *(binding.name for binding in app.services)):
         await servicer.set(name, status)
 
 
@@ -78,6 +69,7 @@ async def _check_database(app: App, servicer: health_aio.HealthServicer) -> None
     """SERVING while the database answers, NOT_SERVING while it does not."""
     reachable = await _database_reachable(app)
     await _set_all(
+        app,
         servicer,
         health_pb2.HealthCheckResponse.SERVING
         if reachable
@@ -93,18 +85,19 @@ async def _watch_database(app: App, servicer: health_aio.HealthServicer) -> None
 
 async def start_server(app: App, listen: str) -> RunningServer:
     """Start serving ``app`` on ``listen`` (host:port; port 0 picks a free one)."""
+    app.check_policy_covers_services()
     server = grpc.aio.server(
         interceptors=app.interceptors,
         maximum_concurrent_rpcs=app.settings.max_concurrent_rpcs,
         options=[("grpc.so_reuseport", 0)],
     )
-    documents_pb2_grpc.add_DocumentServiceServicer_to_server(app.documents, server)
-    roles_pb2_grpc.add_RoleServiceServicer_to_server(app.roles, server)
-    users_pb2_grpc.add_UserServiceServicer_to_server(app.users, server)
+    for binding in app.services:
+        binding.add_to(server)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (*DOCGATE_SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (*(binding.name for binding in app.services), health.SERVICE_NAME, reflection.SERVICE_NAME),
+        server,
     )
     try:
         port = server.add_insecure_port(listen)

@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert
 
-from docgate.auth.principal import SYSTEM, acting_as
 from docgate.bootstrap import App
 from docgate.db.models import Document, Role, UserRole
+from docgate.principal import SYSTEM, acting_as
 from tests.conformance.support import DEADLINE, Stub, answer, fails
 from tests.support import TestUser, make_user, unique
 

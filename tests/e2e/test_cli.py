@@ -13,8 +13,8 @@ from pathlib import Path
 import grpc.aio
 from docgate.v1 import users_pb2, users_pb2_grpc
 
-from docgate.auth.tokens import TokenVerifier
 from docgate.config import Settings
+from docgate.tokens import TokenVerifier
 from tests.support import TEST_SECRET, unique
 
 DOCGATE = str(Path(sys.executable).with_name("docgate"))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -20,7 +19,7 @@ from docgate.bootstrap import App, build_app
 from docgate.server import RunningServer, start_server
 from docgate.services.users import UserService
 from tests.conftest import settings_for
-from tests.support import TestUser, error_info, make_user, pool_drained
+from tests.support import TestUser, error_info, make_user, pool_drained, with_servicer
 
 REQUEST = users_pb2.GetCurrentUserRequest()
 
@@ -92,7 +91,7 @@ async def test_a_bug_answers_internal_without_its_text(database_url: str) -> Non
             raise ZeroDivisionError("secret-internal-detail")
 
     app = build_app(settings_for(database_url), database_url)
-    app = replace(app, users=Broken(app.uow))
+    app = with_servicer(app, "docgate.v1.UserService", Broken(app.uow))
     user = await make_user(app, "free_user")
     async with _serving(app) as (_, stub):
         with pytest.raises(grpc.aio.AioRpcError) as caught:

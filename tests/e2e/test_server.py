@@ -14,10 +14,10 @@ from docgate.v1 import users_pb2, users_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from docgate.auth.tokens import TokenMinter
 from docgate.bootstrap import App, build_app
 from docgate.db.embedded import ensure_database
 from docgate.server import start_server
+from docgate.tokens import TokenMinter
 from tests.conftest import settings_for
 from tests.support import TEST_SECRET, error_info, make_user, pool_drained
 

@@ -14,9 +14,9 @@ from docgate.v1 import documents_pb2 as pb
 from sqlalchemy import false, select
 
 from docgate import policy
-from docgate.auth.principal import Principal, acting_as
 from docgate.bootstrap import App
 from docgate.db.models import Document
+from docgate.principal import Principal, acting_as
 from tests.conformance.support import Stub, create, fails
 from tests.support import make_user, unique
 

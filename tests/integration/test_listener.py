@@ -9,11 +9,11 @@ import uuid
 import pytest
 from sqlalchemy import delete, func, select, update
 
-from docgate.auth.principal import SYSTEM, Principal, acting_as
 from docgate.bootstrap import App
 from docgate.db.filtering import SHOW_DELETED
 from docgate.db.models import Document
 from docgate.errors import PermissionDenied
+from docgate.principal import SYSTEM, Principal, acting_as
 from tests.support import make_user
 
 

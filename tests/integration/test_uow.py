@@ -7,10 +7,10 @@ import pytest
 from docgate.v1 import users_pb2
 from sqlalchemy import select
 
-from docgate.auth.principal import SYSTEM, acting_as
 from docgate.bootstrap import App
 from docgate.db.models import User
 from docgate.errors import AlreadyExists, NotFound
+from docgate.principal import SYSTEM, acting_as
 from docgate.repositories.users import UserRepository
 from tests.support import pool_drained, unique
 

@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from docgate import documents_validation as check
 from docgate import mapping, pagination
+from docgate import validation as check
 from docgate.errors import InvalidArgument
+from docgate.services.documents import UPDATABLE_FIELDS
 
 KEYS = st.lists(st.one_of(st.text(), st.integers(), st.floats(allow_nan=False)), max_size=3)
 
@@ -52,11 +53,11 @@ def test_negative_page_size() -> None:
 
 @pytest.mark.parametrize(
     ("paths", "fields"),
-    [(["*"], set(check.UPDATABLE_FIELDS)), (["title", "title"], {"title"}),
+    [(["*"], set(UPDATABLE_FIELDS)), (["title", "title"], {"title"}),
      (["is_public", "content"], {"is_public", "content"})],
 )  # fmt: skip
 def test_update_mask(paths: list[str], fields: set[str]) -> None:
-    assert check.update_mask(paths) == fields
+    assert check.update_mask(paths, UPDATABLE_FIELDS, wildcard=True) == fields
 
 
 def test_etag_round_trip() -> None:

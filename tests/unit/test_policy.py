@@ -10,9 +10,9 @@ import pytest
 from docgate.v1 import documents_pb2, roles_pb2, users_pb2
 
 from docgate import policy
-from docgate.auth.interceptor import bearer_token
-from docgate.auth.principal import Principal
+from docgate.edge.auth import bearer_token
 from docgate.errors import PermissionDenied, Unauthenticated
+from docgate.principal import Principal
 
 ROLE_SETS = [
     frozenset(c)

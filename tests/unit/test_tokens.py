@@ -16,9 +16,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from docgate.auth.tokens import GENERIC_MESSAGE, KeyConfigurationError, TokenMinter, TokenVerifier
 from docgate.config import Settings
 from docgate.errors import Unauthenticated
+from docgate.tokens import GENERIC_MESSAGE, KeyConfigurationError, TokenMinter, TokenVerifier
 
 SECRET = "s" * 48
 USER = uuid.uuid4()

@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 from docgate.config import Settings
-from docgate.db.filtering import PolicySession
 
 
 def async_url(url: str) -> URL:
@@ -40,6 +40,9 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions of a Session class of this factory's own, so that the listeners the composition
+    root installs on it (docgate.db.filtering) belong to this application alone."""
+    session_class = type("DocgateSession", (Session,), {})
     return async_sessionmaker(
-        engine, sync_session_class=PolicySession, expire_on_commit=False, autoflush=False
+        engine, sync_session_class=session_class, expire_on_commit=False, autoflush=False
     )

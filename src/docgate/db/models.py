@@ -36,8 +36,6 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-BUILTIN_ROLES = ("admin", "paid_user", "free_user")
-
 
 def _uuid_pk() -> Mapped[uuid.UUID]:
     return mapped_column(

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from docgate.db.errors import invalidate_pool
 from docgate.errors import database_unavailable
 
 _DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
@@ -75,6 +76,5 @@ async def _driver(conn: AsyncConnection) -> AsyncIterator[asyncpg.Connection]:
     except Exception as exc:
         if not driver.is_closed():
             raise
-        # Pool._invalidate is what SQLAlchemy calls on a disconnect; no public API does both.
-        conn.sync_engine.pool._invalidate(raw, exc)
+        invalidate_pool(conn, raw, exc)
         raise database_unavailable() from exc

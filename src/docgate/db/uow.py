@@ -7,10 +7,16 @@ statements one snapshot either. Writes go through `transaction()`, which switche
 connection to READ COMMITTED and wraps the block in BEGIN … COMMIT (ROLLBACK on any exception,
 CancelledError included).
 
-Inside an RPC the auth interceptor opens `rpc()`; `read()` and `transaction()` then join that
-connection, so the caller's roles and the RPC's data travel over one connection. Outside an RPC
-(CLI, demo seeding, tests) each block checks out a connection of its own. Never fan a unit of
-work out to other tasks (asyncio.gather): a connection must not be shared between tasks.
+What a repository gets is one thing: the session `read()` or `transaction()` hands out. It is
+bound to the RPC's connection and carries the caller (`principal_of(session)`), which is where
+both the repositories and the ORM policy listener read it — one channel, not two. Inside an RPC
+the edge opens `rpc()` (and authenticates on that connection); `read()` and `transaction()`
+join it. Outside an RPC (CLI, demo seeding, tests) each block checks out a connection of its
+own and names its principal. Never fan a unit of work out to other tasks (asyncio.gather): a
+connection must not be shared between tasks.
+
+Every block runs under `docgate.db.errors.database_errors`: what leaves the unit of work is a
+domain error, never a driver exception.
 """
 
 from __future__ import annotations
@@ -19,10 +25,25 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
-TRANSACTION_ISOLATION = "READ COMMITTED"
+from docgate.db.errors import database_errors
+from docgate.errors import Unauthenticated
+from docgate.principal import Principal, current_principal
+
+TRANSACTION_ISOLATION: Final = "READ COMMITTED"
+PRINCIPAL: Final = "docgate.principal"  # the session.info key
+
+
+def principal_of(session: AsyncSession | Session) -> Principal:
+    """The caller a docgate session works for (fail closed when it has none)."""
+    principal = session.info.get(PRINCIPAL)
+    if not isinstance(principal, Principal):
+        raise Unauthenticated("missing or invalid credentials")
+    return principal
 
 
 @dataclass
@@ -32,60 +53,79 @@ class _RpcScope:
     in_transaction: bool = False
 
 
+# The current RPC's scope; module-level, as the contextvars documentation asks. Set by `rpc()`
+# in the RPC's own task, so it never reaches another call.
+_scope: ContextVar[_RpcScope | None] = ContextVar("docgate_rpc_scope", default=None)
+
+
 class UnitOfWork:
     def __init__(
         self, engine: AsyncEngine, session_factory: async_sessionmaker[AsyncSession]
     ) -> None:
         self._engine = engine
         self._session_factory = session_factory
-        self._scope: ContextVar[_RpcScope | None] = ContextVar("docgate_rpc", default=None)
+
+    def _session(self, connection: AsyncConnection, principal: Principal | None) -> AsyncSession:
+        who = principal if principal is not None else current_principal()
+        return self._session_factory(bind=connection, info={PRINCIPAL: who})
 
     @asynccontextmanager
     async def rpc(self) -> AsyncIterator[AsyncConnection]:
         """The RPC's connection, held until the call ends (autocommit until a transaction)."""
-        async with self._engine.connect() as connection:
-            scope = _RpcScope(connection)
-            token = self._scope.set(scope)
-            try:
-                yield connection
-            finally:
-                self._scope.reset(token)
-                if scope.session is not None:
-                    await scope.session.close()
+        with database_errors():
+            async with self._engine.connect() as connection:
+                scope = _RpcScope(connection)
+                token = _scope.set(scope)
+                try:
+                    yield connection
+                finally:
+                    _scope.reset(token)
+                    if scope.session is not None:
+                        await scope.session.close()
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncSession]:
-        """A session whose statements each commit on their own (no transaction)."""
-        scope = self._scope.get()
-        if scope is None:
-            async with self._session_factory() as session:
-                yield session
-            return
-        if scope.session is None:
-            scope.session = self._session_factory(bind=scope.connection)
-        yield scope.session
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session in one transaction: committed when the outermost block ends, rolled back
-        when it raises. Repositories never commit."""
-        scope = self._scope.get()
-        if scope is None:
-            async with (
-                self._engine.connect() as connection,
-                self._transaction_on(_RpcScope(connection)) as session,
-            ):
-                yield session
-            return
-        if scope.in_transaction:
-            assert scope.session is not None
+    async def read(self, principal: Principal | None = None) -> AsyncIterator[AsyncSession]:
+        """A session whose statements each commit on their own (no transaction), working for
+        ``principal`` (default: the RPC's caller)."""
+        scope = _scope.get()
+        with database_errors():
+            if scope is None:
+                async with self._engine.connect() as connection:
+                    session = self._session(connection, principal)
+                    try:
+                        yield session
+                    finally:
+                        await session.close()
+                return
+            if scope.session is None:
+                scope.session = self._session(scope.connection, principal)
             yield scope.session
-            return
-        async with self._transaction_on(scope) as session:
-            yield session
 
     @asynccontextmanager
-    async def _transaction_on(self, scope: _RpcScope) -> AsyncIterator[AsyncSession]:
+    async def transaction(self, principal: Principal | None = None) -> AsyncIterator[AsyncSession]:
+        """A session in one transaction, working for ``principal`` (default: the RPC's caller):
+        committed when the outermost block ends, rolled back when it raises. Repositories never
+        commit."""
+        scope = _scope.get()
+        with database_errors():
+            if scope is None:
+                async with (
+                    self._engine.connect() as connection,
+                    self._transaction_on(_RpcScope(connection), principal) as session,
+                ):
+                    yield session
+                return
+            if scope.in_transaction:
+                assert scope.session is not None
+                yield scope.session
+                return
+            async with self._transaction_on(scope, principal) as session:
+                yield session
+
+    @asynccontextmanager
+    async def _transaction_on(
+        self, scope: _RpcScope, principal: Principal | None
+    ) -> AsyncIterator[AsyncSession]:
         connection = scope.connection
         if scope.session is not None:  # bound to the autocommit phase: start afresh
             await scope.session.close()
@@ -94,7 +134,7 @@ class UnitOfWork:
             await connection.commit()
         await connection.execution_options(isolation_level=TRANSACTION_ISOLATION)
         async with connection.begin():
-            session = self._session_factory(bind=connection)
+            session = self._session(connection, principal)
             scope.session, scope.in_transaction = session, True
             try:
                 yield session

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from docgate import mapping, pagination
 from docgate.db.models import Configuration
-from docgate.errors import AlreadyExists, NotFound
-from docgate.repositories.roles import key_after
+from docgate.errors import AlreadyExists, configuration_not_found
+from docgate.repositories.roles import BY_NAME
 from docgate.v1 import roles_pb2
 
 CONFIGURATION_COLUMNS = (
@@ -20,10 +20,6 @@ CONFIGURATION_COLUMNS = (
     Configuration.description,
     Configuration.create_time,
 )
-
-
-def configuration_not_found() -> NotFound:
-    return NotFound("configuration not found", reason="CONFIGURATION_NOT_FOUND")
 
 
 async def require_configuration(session: AsyncSession, configuration_id: uuid.UUID) -> None:
@@ -56,17 +52,20 @@ class ConfigurationRepository:
         self, page_size: int, page_token: str
     ) -> roles_pb2.ListConfigurationsResponse:
         bound_to = pagination.fingerprint("configurations")
-        stmt = select(*CONFIGURATION_COLUMNS).order_by(Configuration.name).limit(page_size + 1)
-        after = key_after(page_token, bound_to)
-        if after is not None:
-            stmt = stmt.where(Configuration.name > after)
-        rows = (await self._session.execute(stmt)).all()
-        reply = roles_pb2.ListConfigurationsResponse(
-            configurations=[mapping.configuration(**row._asdict()) for row in rows[:page_size]]
+        stmt = (
+            select(*CONFIGURATION_COLUMNS)
+            .order_by(Configuration.name)
+            .limit(BY_NAME.limit(page_size))
         )
-        if len(rows) > page_size:
-            reply.next_page_token = pagination.encode(bound_to, [rows[page_size - 1].name])
-        return reply
+        after = BY_NAME.start(page_token, bound_to)
+        if after is not None:
+            stmt = stmt.where(Configuration.name > after[0])
+        rows = (await self._session.execute(stmt)).all()
+        kept, next_token = BY_NAME.page(rows, page_size, bound_to, lambda row: (row.name,))
+        return roles_pb2.ListConfigurationsResponse(
+            configurations=[mapping.configuration(**row._asdict()) for row in kept],
+            next_page_token=next_token,
+        )
 
     async def delete(self, configuration_id: uuid.UUID) -> None:
         """Grants go with it (ON DELETE CASCADE)."""

@@ -1,9 +1,11 @@
-"""Documents: create, read and change them under the caller's policy.
+"""Documents: the operations of the DocumentService, under the caller's policy.
 
-Reads are Core statements with the policy predicate (see documents_sql). Writes first lock the
-row through an ORM select, which the do_orm_execute listener filters with the same policy, so a
-hidden document is NOT_FOUND before anything is written and a concurrent writer waits for the
-lock and then sees the new version (no lost update).
+Reads are prepared Core statements with the policy predicate (docgate.repositories.
+document_statements). Writes first lock the row through an ORM select, which the do_orm_execute
+listener filters with the same policy, so a hidden document is NOT_FOUND before anything is
+written and a concurrent writer waits for the lock and then sees the new version (no lost
+update). Pages are keyset pages (docgate.pagination): each order is (column, id) in one
+direction, which is exactly an index of the table, so a page costs the same at any depth.
 """
 
 from __future__ import annotations
@@ -11,44 +13,30 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Row, any_, bindparam, delete, func, select, update
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from docgate import mapping, policy
-from docgate.auth.principal import Principal
+from docgate import mapping, pagination, policy
 from docgate.db.filtering import SHOW_DELETED
 from docgate.db.models import Document
-from docgate.errors import Aborted, AlreadyExists, PermissionDenied
-from docgate.repositories.documents_sql import (
-    COLUMNS,
-    DOCUMENTS,
-    ORM_READ_COLUMNS,
-    READ_COLUMNS,
-    DocumentQuery,
-    document_not_found,
-    visible_to,
-)
+from docgate.db.uow import principal_of
+from docgate.errors import Aborted, AlreadyExists, PermissionDenied, document_not_found
+from docgate.pagination import KeyKind, Keyset
+from docgate.repositories import document_statements as sql
+from docgate.repositories.document_statements import COLUMNS, DOCUMENTS, READ_COLUMNS
 from docgate.v1 import documents_pb2
 
 _MAY_NOT_MODIFY = "only the owner or an admin may change this document"
-
-
-# Built once per predicate (see documents_sql.visible_to): the hot reads pay no statement
-# construction, only parameter binding.
-@lru_cache(maxsize=64)
-def _get_query(visible: ColumnElement[bool]) -> DocumentQuery:
-    return DocumentQuery(select(*READ_COLUMNS).where(COLUMNS.id == bindparam("doc_id"), visible))
-
-
-@lru_cache(maxsize=64)
-def _batch_get_query(visible: ColumnElement[bool]) -> DocumentQuery:
-    ids = bindparam("doc_ids", type_=ARRAY(UUID(as_uuid=True)))
-    return DocumentQuery(select(*READ_COLUMNS).where(COLUMNS.id == any_(ids), visible))
+# The keyset of each order: (sort column, id).
+_KEYSETS: Final = {
+    "create_time": Keyset((KeyKind.TIMESTAMP, KeyKind.UUID)),
+    "update_time": Keyset((KeyKind.TIMESTAMP, KeyKind.UUID)),
+    "title": Keyset((KeyKind.TEXT, KeyKind.UUID)),
+}
+_SEARCH_KEYSET: Final = Keyset((KeyKind.NUMBER, KeyKind.UUID))
 
 
 @dataclass(frozen=True)
@@ -60,10 +48,43 @@ class NewDocument:
     request_id: uuid.UUID | None
 
 
+@dataclass(frozen=True)
+class ListQuery:
+    page_size: int
+    page_token: str
+    order_by: str  # a key of document_statements.ORDER_BY
+    owner_id: uuid.UUID | None = None
+    is_public: bool | None = None
+    requires_paid_access: bool | None = None
+    owner_role: str | None = None
+    show_deleted: bool = False
+    include_total_size: bool = False
+
+    def fingerprint(self) -> str:
+        """What a page token is bound to: everything that defines the result set."""
+        return pagination.fingerprint(
+            "list", self.order_by, self.owner_id, self.is_public,
+            self.requires_paid_access, self.owner_role, self.show_deleted,
+        )  # fmt: skip
+
+    def filters(self) -> dict[str, Any]:
+        """The filters the request sets, by bind parameter name."""
+        values = {name: getattr(self, name) for name in sql.FILTERS}
+        return {name: value for name, value in values.items() if value is not None}
+
+
+def _after(start: tuple[Any, ...] | None) -> dict[str, Any]:
+    """The keyset bound parameters ({} on the first page)."""
+    if start is None:
+        return {}
+    sort_value, doc_id = start
+    return {sql.AFTER_VALUE: sort_value, sql.AFTER_ID: doc_id}
+
+
 class DocumentRepository:
-    def __init__(self, session: AsyncSession, principal: Principal) -> None:
+    def __init__(self, session: AsyncSession) -> None:
         self._session = session
-        self._principal = principal
+        self._principal = principal_of(session)
 
     async def create(self, new: NewDocument) -> documents_pb2.Document:
         """Insert as the caller; with a request_id, a retry (also a racing one) returns the
@@ -89,7 +110,7 @@ class DocumentRepository:
         return mapping.document(row._mapping)
 
     async def get(self, doc_id: uuid.UUID, *, show_deleted: bool) -> documents_pb2.Document:
-        query = _get_query(visible_to(self._principal, show_deleted=show_deleted))
+        query = sql.get_one(sql.visible_to(self._principal, show_deleted=show_deleted))
         rows = await query.fetch(self._session, self._principal, doc_id=doc_id)
         if not rows:
             raise document_not_found()
@@ -97,12 +118,49 @@ class DocumentRepository:
 
     async def batch_get(self, ids: Sequence[uuid.UUID]) -> list[documents_pb2.Document]:
         """In request order, one entry per requested id; all visible or NOT_FOUND."""
-        query = _batch_get_query(visible_to(self._principal))
+        query = sql.get_many(sql.visible_to(self._principal))
         rows = await query.fetch(self._session, self._principal, doc_ids=list(set(ids)))
         found = {row["id"]: row for row in rows}
         if any(doc_id not in found for doc_id in ids):
             raise document_not_found()
         return [mapping.document(found[doc_id]) for doc_id in ids]
+
+    async def list(self, query: ListQuery) -> documents_pb2.ListDocumentsResponse:
+        column, _ = sql.ORDER_BY[query.order_by]
+        keyset, fingerprint = _KEYSETS[column], query.fingerprint()
+        after = _after(keyset.start(query.page_token, fingerprint))
+        visible = sql.visible_to(self._principal, show_deleted=query.show_deleted)
+        filters = query.filters()
+        page = sql.list_page(visible, query.order_by, frozenset(filters), bool(after))
+        limit = {sql.LIMIT: keyset.limit(query.page_size)}
+        rows = await page.fetch(self._session, self._principal, **filters, **after, **limit)
+        kept, next_token = keyset.page(
+            rows, query.page_size, fingerprint, lambda row: (row[column], row["id"])
+        )
+        response = documents_pb2.ListDocumentsResponse(
+            documents=[mapping.document(row) for row in kept], next_page_token=next_token
+        )
+        if query.include_total_size:
+            count = sql.list_count(visible, frozenset(filters))
+            response.total_size = (await count.fetch(self._session, self._principal, **filters))[0][
+                0
+            ]
+        return response
+
+    async def search(
+        self, text: str, page_size: int, page_token: str
+    ) -> documents_pb2.SearchDocumentsResponse:
+        fingerprint = pagination.fingerprint("search", text)
+        after = _after(_SEARCH_KEYSET.start(page_token, fingerprint))
+        search = sql.search_page(sql.visible_to(self._principal), bool(after))
+        values = {sql.QUERY: text, sql.LIMIT: _SEARCH_KEYSET.limit(page_size)}
+        rows = await search.fetch(self._session, self._principal, **after, **values)
+        kept, next_token = _SEARCH_KEYSET.page(
+            rows, page_size, fingerprint, lambda row: (row["rank"], row["id"])
+        )
+        return documents_pb2.SearchDocumentsResponse(
+            documents=[mapping.document(row) for row in kept], next_page_token=next_token
+        )
 
     async def update(
         self, doc_id: uuid.UUID, changes: Mapping[str, Any], version: int | None
@@ -166,7 +224,7 @@ class DocumentRepository:
             update(Document)
             .where(Document.id == doc_id)
             .values(**changes, version=Document.version + 1)
-            .returning(*ORM_READ_COLUMNS)
+            .returning(*sql.ORM_READ_COLUMNS)
             .execution_options(synchronize_session=False, **{SHOW_DELETED: show_deleted})
         )
         return mapping.document((await self._session.execute(stmt)).one()._mapping)

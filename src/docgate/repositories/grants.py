@@ -11,17 +11,12 @@ from datetime import datetime
 
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from docgate import mapping
 from docgate.db.models import Configuration, RoleConfiguration, UserRole
 from docgate.errors import InvalidArgument
-from docgate.repositories.configurations import (
-    CONFIGURATION_COLUMNS,
-    configuration_not_found,
-    require_configuration,
-)
+from docgate.repositories.configurations import CONFIGURATION_COLUMNS, require_configuration
 from docgate.repositories.roles import role_id
 from docgate.v1 import roles_pb2
 
@@ -54,8 +49,8 @@ class GrantRepository:
             if db_now is None or expires_at <= db_now:
                 raise InvalidArgument(
                     "expire_time must be in the future",
+                    field="expire_time",
                     reason="EXPIRE_TIME_IN_PAST",
-                    metadata={"field": "expire_time"},
                 )
         values = {
             "access_level": access_level,
@@ -70,10 +65,8 @@ class GrantRepository:
             index_elements=[RoleConfiguration.role_id, RoleConfiguration.configuration_id],
             set_=values,
         ).returning(*_GRANT)
-        try:
-            row = (await self._session.execute(upsert)).one()
-        except IntegrityError as exc:  # the configuration was deleted meanwhile
-            raise configuration_not_found() from exc
+        # A configuration deleted meanwhile fails the foreign key: NOT_FOUND (docgate.db.errors).
+        row = (await self._session.execute(upsert)).one()
         return mapping.grant(role=role, **row._asdict())
 
     async def revoke(self, role: str, configuration_id: uuid.UUID) -> None:

@@ -6,23 +6,19 @@ import uuid
 
 from sqlalchemy import UUID, delete, exists, func, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from docgate import mapping, pagination
-from docgate.auth.principal import ADMIN
 from docgate.db.models import Role, User, UserRole
-from docgate.errors import FailedPrecondition, NotFound
-from docgate.repositories.roles import key_after, role_id
+from docgate.errors import FailedPrecondition, user_not_found
+from docgate.pagination import KeyKind, Keyset
+from docgate.principal import ADMIN
+from docgate.repositories.roles import role_id
 from docgate.v1 import roles_pb2
 
-USER_NOT_FOUND = "user not found"
+_BY_USER_ID = Keyset((KeyKind.UUID,))
 # Any fixed bigint: the one advisory lock every "could remove the last admin" change takes.
 ADMIN_GUARD_LOCK = 0x646F_6367_6164_6D6E  # "docgadmn"
-
-
-def user_not_found() -> NotFound:
-    return NotFound(USER_NOT_FOUND, reason="USER_NOT_FOUND")
 
 
 async def require_user(session: AsyncSession, user_id: uuid.UUID) -> None:
@@ -69,10 +65,8 @@ class MembershipRepository:
             )
             .on_conflict_do_nothing(index_elements=[UserRole.user_id, UserRole.role_id])
         )
-        try:
-            await self._session.execute(stmt)
-        except IntegrityError as exc:  # the user was deleted meanwhile
-            raise user_not_found() from exc
+        # A user deleted meanwhile fails the foreign key: NOT_FOUND (docgate.db.errors).
+        await self._session.execute(stmt)
         assigned_at = await self._session.scalar(
             select(UserRole.assigned_at).where(UserRole.user_id == user_id, UserRole.role_id == rid)
         )
@@ -112,23 +106,20 @@ class MembershipRepository:
             select(UserRole.user_id, UserRole.assigned_at)
             .where(UserRole.role_id == rid)
             .order_by(UserRole.user_id)
-            .limit(page_size + 1)
+            .limit(_BY_USER_ID.limit(page_size))
         )
-        after = key_after(page_token, bound_to)
+        after = _BY_USER_ID.start(page_token, bound_to)
         if after is not None:
-            # Our own token (checksummed), so the key is the UUID we wrote.
-            stmt = stmt.where(UserRole.user_id > uuid.UUID(after))
+            stmt = stmt.where(UserRole.user_id > after[0])
         rows = (await self._session.execute(stmt)).all()
-        reply = roles_pb2.ListRoleMembersResponse(
+        kept, next_token = _BY_USER_ID.page(rows, page_size, bound_to, lambda r: (r.user_id,))
+        return roles_pb2.ListRoleMembersResponse(
             memberships=[
                 mapping.membership(user_id=row.user_id, role=role, assigned_at=row.assigned_at)
-                for row in rows[:page_size]
-            ]
+                for row in kept
+            ],
+            next_page_token=next_token,
         )
-        if len(rows) > page_size:
-            last = str(rows[page_size - 1].user_id)
-            reply.next_page_token = pagination.encode(bound_to, [last])
-        return reply
 
     async def has_role(self, user_id: uuid.UUID, role: str) -> bool:
         rid = await role_id(self._session, role)

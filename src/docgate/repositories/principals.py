@@ -12,9 +12,9 @@ import uuid
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from docgate.auth.principal import Principal
 from docgate.db.models import Role, User, UserRole
 from docgate.db.prepared import PreparedQuery
+from docgate.principal import Principal
 from docgate.repositories.users import role_names
 
 _ACTIVE_USER_WITH_ROLES = PreparedQuery(

@@ -12,24 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from docgate import mapping, pagination
 from docgate.db.models import Role
-from docgate.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from docgate.errors import AlreadyExists, FailedPrecondition, role_not_found
+from docgate.pagination import KeyKind, Keyset
 from docgate.v1 import roles_pb2
 
-ROLE_NOT_FOUND = "role not found"
-
-
-def key_after(page_token: str, bound_to: str) -> str | None:
-    """The one-column keyset a page token of ours carries (None: first page)."""
-    if not page_token:
-        return None
-    key = pagination.decode(page_token, bound_to)
-    if len(key) != 1 or not isinstance(key[0], str):
-        raise InvalidArgument("page_token is not valid", reason="INVALID_PAGE_TOKEN")
-    return key[0]
-
-
-def role_not_found(name: str) -> NotFound:
-    return NotFound(ROLE_NOT_FOUND, reason="ROLE_NOT_FOUND", metadata={"role": name})
+# Roles, configurations and users are listed by their unique name.
+BY_NAME = Keyset((KeyKind.TEXT,))
 
 
 async def role_ids(session: AsyncSession, names: Iterable[str]) -> list[uuid.UUID]:
@@ -83,17 +71,15 @@ class RoleRepository:
 
     async def list_page(self, page_size: int, page_token: str) -> roles_pb2.ListRolesResponse:
         bound_to = pagination.fingerprint("roles")
-        stmt = _roles().order_by(Role.name).limit(page_size + 1)
-        after = key_after(page_token, bound_to)
+        stmt = _roles().order_by(Role.name).limit(BY_NAME.limit(page_size))
+        after = BY_NAME.start(page_token, bound_to)
         if after is not None:
-            stmt = stmt.where(Role.name > after)
+            stmt = stmt.where(Role.name > after[0])
         rows = (await self._session.execute(stmt)).all()
-        reply = roles_pb2.ListRolesResponse(
-            roles=[mapping.role(**row._asdict()) for row in rows[:page_size]]
+        kept, next_token = BY_NAME.page(rows, page_size, bound_to, lambda row: (row.name,))
+        return roles_pb2.ListRolesResponse(
+            roles=[mapping.role(**row._asdict()) for row in kept], next_page_token=next_token
         )
-        if len(rows) > page_size:
-            reply.next_page_token = pagination.encode(bound_to, [rows[page_size - 1].name])
-        return reply
 
     async def update_description(self, name: str, description: str) -> roles_pb2.Role:
         stmt = (

@@ -19,7 +19,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -27,12 +26,10 @@ from docgate import mapping, pagination
 from docgate.db.filtering import SHOW_DELETED
 from docgate.db.models import Document, Role, User, UserRole
 from docgate.db.prepared import PreparedQuery
-from docgate.errors import AlreadyExists, FailedPrecondition, NotFound
+from docgate.errors import user_not_found, user_owns_documents
 from docgate.repositories.memberships import guard_last_admin, require_user
-from docgate.repositories.roles import key_after, role_id, role_ids
+from docgate.repositories.roles import BY_NAME, role_id, role_ids
 from docgate.v1 import users_pb2
-
-USER_NOT_FOUND = "user not found"
 
 
 def role_names() -> ColumnElement[Any]:
@@ -61,16 +58,6 @@ def users_with_roles() -> Select[uuid.UUID, str, str, bool, datetime, datetime, 
 _USER_BY_ID = PreparedQuery(users_with_roles().where(User.id == bindparam("user_id")))
 
 
-def _user_exists() -> AlreadyExists:
-    return AlreadyExists("a user with that username or email already exists", reason="USER_EXISTS")
-
-
-def _owns_documents() -> FailedPrecondition:
-    return FailedPrecondition(
-        "the user owns documents; delete them first or pass force", reason="USER_OWNS_DOCUMENTS"
-    )
-
-
 class UserRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -79,19 +66,16 @@ class UserRepository:
         # GetCurrentUser's query: prepared once (docgate.db.prepared).
         row = await _USER_BY_ID.fetchrow(await self._session.connection(), user_id=user_id)
         if row is None:
-            raise NotFound(USER_NOT_FOUND, reason="USER_NOT_FOUND")
+            raise user_not_found()
         return mapping.user(**dict(row))
 
     async def create(self, username: str, email: str, roles: list[str]) -> users_pb2.User:
         """Insert a user with ``roles`` (names; unknown ones are NOT_FOUND)."""
         ids = await role_ids(self._session, roles)
-        try:
-            async with self._session.begin_nested():
-                user_id = await self._session.scalar(
-                    insert(User).values(username=username, email=email).returning(User.id)
-                )
-        except IntegrityError as exc:
-            raise _user_exists() from exc
+        # A taken username or email fails its unique constraint: USER_EXISTS (docgate.db.errors).
+        user_id = await self._session.scalar(
+            insert(User).values(username=username, email=email).returning(User.id)
+        )
         assert user_id is not None
         if ids:
             await self._session.execute(
@@ -107,7 +91,7 @@ class UserRepository:
             condition = User.username == id_or_username
         user_id = await self._session.scalar(select(User.id).where(condition))
         if user_id is None:
-            raise NotFound(USER_NOT_FOUND, reason="USER_NOT_FOUND")
+            raise user_not_found()
         return user_id
 
     async def list_page(
@@ -121,10 +105,10 @@ class UserRepository:
     ) -> users_pb2.ListUsersResponse:
         """One statement per page: filters, keyset on username and the role aggregate."""
         bound_to = pagination.fingerprint("users", role, without_roles, is_active)
-        after = key_after(page_token, bound_to)
+        after = BY_NAME.start(page_token, bound_to)
         # An alias: the subqueries must not correlate with the outer-joined user_roles.
         member = aliased(UserRole)
-        stmt = users_with_roles().order_by(User.username).limit(page_size + 1)
+        stmt = users_with_roles().order_by(User.username).limit(BY_NAME.limit(page_size))
         if role is not None:
             rid = await role_id(self._session, role)
             stmt = stmt.where(User.id.in_(select(member.user_id).where(member.role_id == rid)))
@@ -133,14 +117,12 @@ class UserRepository:
         if is_active is not None:
             stmt = stmt.where(User.is_active.is_(is_active))
         if after is not None:
-            stmt = stmt.where(User.username > after)
+            stmt = stmt.where(User.username > after[0])
         rows = (await self._session.execute(stmt)).all()
-        reply = users_pb2.ListUsersResponse(
-            users=[mapping.user(**row._asdict()) for row in rows[:page_size]]
+        kept, next_token = BY_NAME.page(rows, page_size, bound_to, lambda row: (row.username,))
+        return users_pb2.ListUsersResponse(
+            users=[mapping.user(**row._asdict()) for row in kept], next_page_token=next_token
         )
-        if len(rows) > page_size:
-            reply.next_page_token = pagination.encode(bound_to, [rows[page_size - 1].username])
-        return reply
 
     async def update(
         self, user_id: uuid.UUID, *, email: str | None, is_active: bool | None
@@ -155,10 +137,7 @@ class UserRepository:
         if is_active is not None:
             values["is_active"] = is_active
         stmt = update(User).where(User.id == user_id).values(**values)
-        try:
-            await self._session.execute(stmt.execution_options(synchronize_session=False))
-        except IntegrityError as exc:
-            raise _user_exists() from exc
+        await self._session.execute(stmt.execution_options(synchronize_session=False))
         return await self.get(user_id)
 
     async def delete(self, user_id: uuid.UUID, *, force: bool) -> None:
@@ -172,13 +151,11 @@ class UserRepository:
         any_owned = select(Document.id).where(owned).limit(1)
         if await self._session.scalar(any_owned.execution_options(**{SHOW_DELETED: True})):
             if not force:
-                raise _owns_documents()
+                raise user_owns_documents()
             await self._session.execute(
                 delete(Document)
                 .where(owned)
                 .execution_options(synchronize_session=False, **{SHOW_DELETED: True})
             )
-        try:
-            await self._session.execute(delete(User).where(User.id == user_id))
-        except IntegrityError as exc:  # a document was created meanwhile (FK RESTRICT)
-            raise _owns_documents() from exc
+        # A document created meanwhile fails the foreign key (RESTRICT): USER_OWNS_DOCUMENTS.
+        await self._session.execute(delete(User).where(User.id == user_id))

@@ -1,5 +1,6 @@
 """docgate.v1.DocumentService: validate every field, then join the RPC's unit of work: reads
-in autocommit (`read()`), writes in one transaction (`transaction()`)."""
+in autocommit (`read()`), writes in one transaction (`transaction()`). The session carries the
+caller; the repository reads it from there."""
 
 from __future__ import annotations
 
@@ -8,17 +9,16 @@ from typing import Any
 import grpc.aio
 from google.protobuf import empty_pb2
 
-from docgate import documents_validation as check
-from docgate.auth.principal import require_principal
+from docgate import validation as check
 from docgate.config import Settings
 from docgate.db.uow import UnitOfWork
-from docgate.repositories.documents import DocumentRepository, NewDocument
-from docgate.repositories.documents_listing import ListQuery, list_visible, search_visible
+from docgate.repositories.document_statements import DEFAULT_ORDER_BY, ORDER_BY
+from docgate.repositories.documents import DocumentRepository, ListQuery, NewDocument
 from docgate.v1 import documents_pb2, documents_pb2_grpc
-from docgate.validation import parse_id, role_name
 
 Context = grpc.aio.ServicerContext[Any, Any]
 Document = documents_pb2.Document
+UPDATABLE_FIELDS = ("title", "content", "is_public", "requires_paid_access")
 
 
 class DocumentService(documents_pb2_grpc.DocumentServiceServicer):
@@ -31,32 +31,29 @@ class DocumentService(documents_pb2_grpc.DocumentServiceServicer):
     ) -> Document:
         doc = request.document
         new = NewDocument(
-            title=check.title(doc.title),
-            content=check.content(doc.content, self._max_content_bytes),
+            title=check.title(doc.title, "document.title"),
+            content=check.content(doc.content, self._max_content_bytes, "document.content"),
             is_public=doc.is_public,
             requires_paid_access=doc.requires_paid_access,
             request_id=check.optional_id(request.request_id, "request_id"),
         )
-        principal = require_principal()
         async with self._uow.transaction() as session:
-            return await DocumentRepository(session, principal).create(new)
+            return await DocumentRepository(session).create(new)
 
     async def GetDocument(
         self, request: documents_pb2.GetDocumentRequest, context: Context
     ) -> Document:
-        doc_id = parse_id(request.id)
-        principal = require_principal()
+        doc_id = check.parse_id(request.id)
         async with self._uow.read() as session:
-            repository = DocumentRepository(session, principal)
+            repository = DocumentRepository(session)
             return await repository.get(doc_id, show_deleted=request.show_deleted)
 
     async def BatchGetDocuments(
         self, request: documents_pb2.BatchGetDocumentsRequest, context: Context
     ) -> documents_pb2.BatchGetDocumentsResponse:
         ids = check.batch_ids(request.ids)
-        principal = require_principal()
         async with self._uow.read() as session:
-            documents = await DocumentRepository(session, principal).batch_get(ids)
+            documents = await DocumentRepository(session).batch_get(ids)
         return documents_pb2.BatchGetDocumentsResponse(documents=documents)
 
     async def ListDocuments(
@@ -65,71 +62,69 @@ class DocumentService(documents_pb2_grpc.DocumentServiceServicer):
         query = ListQuery(
             page_size=check.page_size(request.page_size),
             page_token=request.page_token,
-            order_by=check.order_by(request.order_by),
+            order_by=check.order_by(request.order_by, ORDER_BY, DEFAULT_ORDER_BY),
             owner_id=check.optional_id(request.owner_id, "owner_id"),
             is_public=request.is_public if request.HasField("is_public") else None,
             requires_paid_access=(
                 request.requires_paid_access if request.HasField("requires_paid_access") else None
             ),
-            owner_role=role_name(request.owner_role, "owner_role") if request.owner_role else None,
+            owner_role=(
+                check.role_name(request.owner_role, "owner_role") if request.owner_role else None
+            ),
             show_deleted=request.show_deleted,
             include_total_size=request.include_total_size,
         )
-        principal = require_principal()
         async with self._uow.read() as session:
-            return await list_visible(session, principal, query)
+            return await DocumentRepository(session).list(query)
 
     async def SearchDocuments(
         self, request: documents_pb2.SearchDocumentsRequest, context: Context
     ) -> documents_pb2.SearchDocumentsResponse:
         text = check.search_query(request.query)
         page_size = check.page_size(request.page_size)
-        principal = require_principal()
         async with self._uow.read() as session:
-            return await search_visible(session, principal, text, page_size, request.page_token)
+            return await DocumentRepository(session).search(text, page_size, request.page_token)
 
     async def UpdateDocument(
         self, request: documents_pb2.UpdateDocumentRequest, context: Context
     ) -> Document:
-        doc_id = parse_id(request.document.id, "document.id")
-        fields = check.update_mask(request.update_mask.paths)
+        doc_id = check.parse_id(request.document.id, "document.id")
+        fields = check.update_mask(request.update_mask.paths, UPDATABLE_FIELDS, wildcard=True)
         version = check.parse_etag(request.etag)
         doc = request.document
         changes: dict[str, Any] = {}
         if "title" in fields:
-            changes["title"] = check.title(doc.title)
+            changes["title"] = check.title(doc.title, "document.title")
         if "content" in fields:
-            changes["content"] = check.content(doc.content, self._max_content_bytes)
+            changes["content"] = check.content(
+                doc.content, self._max_content_bytes, "document.content"
+            )
         if "is_public" in fields:
             changes["is_public"] = doc.is_public
         if "requires_paid_access" in fields:
             changes["requires_paid_access"] = doc.requires_paid_access
-        principal = require_principal()
         async with self._uow.transaction() as session:
-            return await DocumentRepository(session, principal).update(doc_id, changes, version)
+            return await DocumentRepository(session).update(doc_id, changes, version)
 
     async def DeleteDocument(
         self, request: documents_pb2.DeleteDocumentRequest, context: Context
     ) -> Document:
-        doc_id = parse_id(request.id)
+        doc_id = check.parse_id(request.id)
         version = check.parse_etag(request.etag)
-        principal = require_principal()
         async with self._uow.transaction() as session:
-            return await DocumentRepository(session, principal).delete(doc_id, version)
+            return await DocumentRepository(session).delete(doc_id, version)
 
     async def UndeleteDocument(
         self, request: documents_pb2.UndeleteDocumentRequest, context: Context
     ) -> Document:
-        doc_id = parse_id(request.id)
-        principal = require_principal()
+        doc_id = check.parse_id(request.id)
         async with self._uow.transaction() as session:
-            return await DocumentRepository(session, principal).undelete(doc_id)
+            return await DocumentRepository(session).undelete(doc_id)
 
     async def PurgeDocument(
         self, request: documents_pb2.PurgeDocumentRequest, context: Context
     ) -> empty_pb2.Empty:
-        doc_id = parse_id(request.id)
-        principal = require_principal()
+        doc_id = check.parse_id(request.id)
         async with self._uow.transaction() as session:
-            await DocumentRepository(session, principal).purge(doc_id)
+            await DocumentRepository(session).purge(doc_id)
         return empty_pb2.Empty()

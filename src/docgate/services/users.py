@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import grpc.aio
 from google.protobuf import empty_pb2
 
 from docgate import policy, validation
-from docgate.auth.principal import Principal, require_principal
 from docgate.db.uow import UnitOfWork
 from docgate.errors import InvalidArgument
+from docgate.principal import require_principal
 from docgate.repositories.users import UserRepository
 from docgate.v1 import users_pb2, users_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
 USER_UPDATE_PATHS = frozenset({"email", "is_active"})
-
-
-def subject_user_id(principal: Principal, raw: str, field: str) -> uuid.UUID:
-    """The user a SELF_OR_ADMIN request is about. A non-admin asking about anyone else, or
-    about no valid id at all, is PERMISSION_DENIED; an admin's malformed id is
-    INVALID_ARGUMENT."""
-    try:
-        user_id = validation.parse_id(raw, field)
-    except InvalidArgument:
-        policy.require_admin(principal)
-        raise
-    policy.require_self_or_admin(principal, user_id)
-    return user_id
 
 
 class UserService(users_pb2_grpc.UserServiceServicer):
@@ -54,7 +40,7 @@ class UserService(users_pb2_grpc.UserServiceServicer):
             return await UserRepository(session).create(username, email, roles)
 
     async def GetUser(self, request: users_pb2.GetUserRequest, context: Context) -> users_pb2.User:
-        user_id = subject_user_id(require_principal(), request.id, "id")
+        user_id = policy.subject_user_id(require_principal(), request.id, "id")
         async with self._uow.read() as session:
             return await UserRepository(session).get(user_id)
 
@@ -65,7 +51,9 @@ class UserService(users_pb2_grpc.UserServiceServicer):
         role = validation.role_name(request.role) if request.role else None
         if role is not None and request.without_roles:
             raise InvalidArgument(
-                "role and without_roles exclude each other", reason="CONFLICTING_FILTERS"
+                "role and without_roles exclude each other",
+                field="without_roles",
+                reason="CONFLICTING_FILTERS",
             )
         is_active = request.is_active if request.HasField("is_active") else None
         async with self._uow.read() as session:

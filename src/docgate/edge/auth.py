@@ -1,30 +1,25 @@
 """Authentication at the door: bearer JWT → Principal (roles read from the database on every
 call, so a revocation or deactivation takes effect on the caller's next call) → function-level
-check from the policy table → the servicer runs with the Principal in the ContextVar, inside the
-RPC's connection (checked out here, joined by the servicer's unit of work)."""
+check from the policy table → the servicer runs with the Principal set (docgate.principal),
+inside the RPC's connection (checked out here, joined by the servicer's unit of work). Every
+kind of handler is authenticated alike, streaming ones included."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
-import grpc.aio
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from docgate import policy
-from docgate.auth.principal import Principal, acting_as
-from docgate.auth.tokens import GENERIC_MESSAGE, TokenVerifier
 from docgate.db.uow import UnitOfWork
+from docgate.edge.handlers import Context, Continuation, Handler, ServerInterceptor, wrap
 from docgate.errors import Unauthenticated
+from docgate.principal import Principal, acting_as
 from docgate.repositories.principals import load_principal
-from docgate.services.handlers import (
-    Behavior,
-    Continuation,
-    Handler,
-    ServerInterceptor,
-    wrap_unary,
-)
+from docgate.tokens import GENERIC_MESSAGE, TokenVerifier
 
 _BEARER = "bearer "
 # Well above any real JWT; longer values are refused before any parsing.
@@ -50,11 +45,16 @@ class AuthInterceptor(ServerInterceptor):
         self._verifier = verifier
         self._uow = uow
 
-    async def _authenticate(self, connection: AsyncConnection, user_id: uuid.UUID) -> Principal:
-        principal = await load_principal(connection, user_id)
-        if principal is None:  # unknown or deactivated user: same answer as a bad token
-            raise Unauthenticated(GENERIC_MESSAGE)
-        return principal
+    @asynccontextmanager
+    async def _as_caller(self, method: str, context: Context) -> AsyncIterator[None]:
+        user_id: uuid.UUID = self._verifier.verify(bearer_token(context.invocation_metadata()))
+        async with self._uow.rpc() as connection:
+            principal: Principal | None = await load_principal(connection, user_id)
+            if principal is None:  # unknown or deactivated user: same answer as a bad token
+                raise Unauthenticated(GENERIC_MESSAGE)
+            policy.check_rpc_access(method, principal)
+            with acting_as(principal):
+                yield
 
     async def intercept_service(
         self,
@@ -63,20 +63,10 @@ class AuthInterceptor(ServerInterceptor):
     ) -> Handler:  # None (no such method) passes through: grpc answers UNIMPLEMENTED
         method = handler_call_details.method
         handler = await continuation(handler_call_details)
-        if policy.is_public_method(method) or handler is None:
+        if policy.is_public_method(method):
             return handler  # type: ignore[return-value]
-        if handler.unary_unary is None:  # docgate serves no streaming RPCs behind auth
-            return None  # type: ignore[return-value]
 
-        def authenticated(behavior: Behavior) -> Behavior:
-            async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                user_id = self._verifier.verify(bearer_token(context.invocation_metadata()))
-                async with self._uow.rpc() as connection:
-                    principal = await self._authenticate(connection, user_id)
-                    policy.check_rpc_access(method, principal)
-                    with acting_as(principal):
-                        return await behavior(request, context)
+        def around(context: Context) -> Any:
+            return self._as_caller(method, context)
 
-            return call
-
-        return wrap_unary(handler, authenticated)  # type: ignore[return-value]
+        return wrap(handler, around)  # type: ignore[return-value]

@@ -1,8 +1,10 @@
-"""Who is calling: set by the auth interceptor for one RPC, read by the policy and servicers.
+"""Who is calling: a leaf value every layer may use.
 
-The ContextVar lives in the RPC's own task (grpc.aio runs the interceptor's wrapper and the
-handler in one task), so a value never leaks to another call. Its default is None, which every
-reader treats as "no access at all" (fail closed).
+The edge's auth interceptor sets the caller for one RPC (`acting_as`); servicers read it
+(`require_principal`); the unit of work hands it to the sessions it opens, where repositories
+and the ORM listener read it. The ContextVar lives in the RPC's own task (grpc.aio runs the
+interceptor's wrapper and the handler in one task), so a value never leaks to another call. Its
+default is None, which every reader treats as "no access at all" (fail closed).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from docgate.errors import Unauthenticated
 
 ADMIN = "admin"
 PAID_USER = "paid_user"
-FREE_USER = "free_user"
 
 
 @dataclass(frozen=True, slots=True)

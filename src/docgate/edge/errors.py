@@ -1,0 +1,71 @@
+"""The single border where errors become gRPC statuses.
+
+Domain errors keep their code and message and gain a google.rpc.ErrorInfo (domain "docgate").
+Database errors were already translated into domain errors at the database boundary
+(docgate.db.errors), so this edge maps only docgate's own errors. Anything else is a bug:
+logged with its traceback and answered INTERNAL with a generic message, never the exception
+text. A client's cancellation and grpc's own AbortError pass through untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import NoReturn
+
+import grpc
+import grpc.aio
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from docgate.edge.handlers import Context, Continuation, Handler, ServerInterceptor, wrap
+from docgate.errors import DocgateError
+
+log = logging.getLogger(__name__)
+
+DOMAIN = "docgate"
+INTERNAL_MESSAGE = "internal error"
+
+
+def status_for(error: DocgateError) -> grpc.Status:
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata)
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    code = code_pb2.Code.Value(error.code.value)
+    status = status_pb2.Status(code=code, message=error.message, details=[detail])
+    result: grpc.Status = rpc_status.to_status(status)
+    return result
+
+
+async def abort(context: Context, status: grpc.Status) -> NoReturn:
+    """context.abort_with_status, spelled with the part the type stubs know."""
+    await context.abort(status.code, status.details, status.trailing_metadata)
+    raise AssertionError("abort returned")  # pragma: no cover
+
+
+@asynccontextmanager
+async def statuses(context: Context) -> AsyncIterator[None]:
+    """Run one call with its errors answered as statuses."""
+    try:
+        yield
+    except (asyncio.CancelledError, grpc.aio.AbortError):
+        raise
+    except DocgateError as error:
+        await abort(context, status_for(error))
+    except Exception:
+        log.exception("unhandled error")
+        await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
+
+
+class ErrorMappingInterceptor(ServerInterceptor):
+    """Outermost interceptor: every docgate RPC's errors are mapped here."""
+
+    async def intercept_service(
+        self,
+        continuation: Continuation,
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler:  # None (no such method) passes through: grpc answers UNIMPLEMENTED
+        return wrap(await continuation(handler_call_details), statuses)  # type: ignore[return-value]

@@ -1,0 +1,73 @@
+"""Wrapping grpc.aio method handlers: the one mechanism every docgate server interceptor uses.
+
+An interceptor here is an async context manager *around the call* (`Around`): it is entered
+in the RPC's own task before the servicer runs and exited after the servicer's answer — or
+its last streamed message — so a ContextVar it sets is seen by the servicer and by nothing
+else, and an exception the servicer raises passes out through it. `wrap` applies one to any
+kind of handler: unary-unary, unary-stream, stream-unary, stream-stream.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import grpc.aio
+
+if TYPE_CHECKING:  # the stubs make these generic; the runtime classes are not subscriptable
+    Context = grpc.aio.ServicerContext[Any, Any]
+    Handler = grpc.RpcMethodHandler[Any, Any]
+    Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]
+    ServerInterceptor = grpc.aio.ServerInterceptor[Any, Any]
+else:
+    Context = Handler = Continuation = Any
+    ServerInterceptor = grpc.aio.ServerInterceptor
+
+# What an interceptor runs around one call, given the call's context.
+Around = Callable[[Context], AbstractAsyncContextManager[None]]
+
+
+def _unary_response(behavior: Any, around: Around) -> Any:
+    async def call(request: Any, context: Context) -> Any:
+        async with around(context):
+            return await behavior(request, context)
+
+    return call
+
+
+def _streamed_response(behavior: Any, around: Around) -> Any:
+    async def call(request: Any, context: Context) -> AsyncIterator[Any]:
+        async with around(context):
+            result = behavior(request, context)
+            if inspect.isasyncgen(result):
+                async for response in result:
+                    yield response
+            else:  # a coroutine that writes with context.write()
+                await result
+
+    return call
+
+
+def wrap(handler: Handler | None, around: Around) -> Handler | None:
+    """``handler`` with its behaviour run inside ``around``; None (no such method) stays None,
+    so grpc answers UNIMPLEMENTED."""
+    if handler is None:
+        return None
+    codec = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary is not None:
+        behavior = _unary_response(handler.unary_unary, around)
+        return grpc.unary_unary_rpc_method_handler(behavior, **codec)
+    if handler.unary_stream is not None:
+        behavior = _streamed_response(handler.unary_stream, around)
+        return grpc.unary_stream_rpc_method_handler(behavior, **codec)
+    if handler.stream_unary is not None:
+        behavior = _unary_response(handler.stream_unary, around)
+        return grpc.stream_unary_rpc_method_handler(behavior, **codec)
+    behavior = _streamed_response(handler.stream_stream, around)
+    return grpc.stream_stream_rpc_method_handler(behavior, **codec)
