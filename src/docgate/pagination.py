@@ -30,7 +30,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, Unpack
+
+from sqlalchemy import Select, tuple_
 
 from docgate.errors import InvalidArgument
 
@@ -86,6 +88,7 @@ def decode(token: str, query_fingerprint: str) -> list[Any]:
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
 Row = TypeVar("Row")
+SelectT = TypeVar("SelectT", bound="Select[Unpack[tuple[Any, ...]]]")
 
 
 class KeyKind(Enum):
@@ -135,6 +138,20 @@ class Keyset:
         if len(values) != len(self.kinds):
             raise _invalid()
         return tuple(kind.read(value) for kind, value in zip(self.kinds, values, strict=True))
+
+    def select(
+        self,
+        stmt: SelectT,
+        columns: Sequence[Any],
+        page_token: str,
+        query_fingerprint: str,
+        page_size: int,
+    ) -> SelectT:
+        """``stmt`` as one ascending keyset page over ``columns`` (the sort key's columns)."""
+        start = self.start(page_token, query_fingerprint)
+        if start is not None:
+            stmt = stmt.where(tuple_(*columns) > tuple_(*start))
+        return stmt.order_by(*columns).limit(self.limit(page_size))
 
     @staticmethod
     def limit(page_size: int) -> int:

@@ -183,3 +183,18 @@ async def test_database_restart_costs_at_most_one_failed_call(database_url: str)
             assert failures in ([], [grpc.StatusCode.UNAVAILABLE])
     finally:
         await killer.close()
+
+
+async def test_statement_timeout_is_deadline_exceeded_not_unavailable(database_url: str) -> None:
+    """UNAVAILABLE would invite every client's automatic retry of a query that will time out
+    again; a statement timeout (SQLSTATE 57014) answers DEADLINE_EXCEEDED."""
+    app = build_app(settings_for(database_url, statement_timeout_ms=300), database_url)
+    user = await make_user(app, "free_user")
+    async with _serving(app) as (_, stub), _users_locked(database_url):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.GetCurrentUser(REQUEST, metadata=user.metadata, timeout=30)
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    info = error_info(caught.value)
+    assert info is not None
+    assert info.reason == "STATEMENT_TIMEOUT"
+    assert await pool_drained(app)

@@ -101,3 +101,38 @@ def test_document_timestamps_match_the_shared_converter(moment: datetime) -> Non
     doc = mapping.document(row)  # type: ignore[arg-type]
     expected = mapping.timestamp(moment)
     assert doc.create_time == doc.update_time == doc.delete_time == expected
+
+
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1970, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+    ),
+    ident=st.uuids(),
+    name=st.text(max_size=30),
+    rank=st.floats(allow_nan=False, allow_infinity=False, width=32),
+)
+def test_keyset_round_trips_every_key_kind(
+    moment: datetime, ident: uuid.UUID, name: str, rank: float
+) -> None:
+    kinds = (
+        pagination.KeyKind.TIMESTAMP,
+        pagination.KeyKind.TEXT,
+        pagination.KeyKind.NUMBER,
+        pagination.KeyKind.UUID,
+    )
+    keyset = pagination.Keyset(kinds)
+    rows = [(moment, name, rank, ident), (moment, name, rank, uuid.uuid4())]
+    kept, token = keyset.page(rows, 1, "fp", lambda row: row)
+    assert list(kept) == rows[:1]
+    assert keyset.start(token, "fp") == (moment, name, rank, ident)
+    assert keyset.page(rows, 2, "fp", lambda row: row) == (rows, "")
+    assert keyset.start("", "fp") is None
+
+
+def test_keyset_refuses_a_token_of_another_shape() -> None:
+    token = pagination.encode("fp", ["not-a-uuid"])
+    with pytest.raises(InvalidArgument) as caught:
+        pagination.Keyset((pagination.KeyKind.UUID,)).start(token, "fp")
+    assert caught.value.reason == "INVALID_PAGE_TOKEN"
+    with pytest.raises(InvalidArgument):
+        pagination.Keyset((pagination.KeyKind.TEXT, pagination.KeyKind.UUID)).start(token, "fp")

@@ -51,6 +51,7 @@ _QUERY_CANCELED: Final = "57014"  # statement_timeout (a client's cancel is Canc
 _RETRY_WHOLE_CALL: Final = frozenset({"40001", "40P01"})
 _UNIQUE_VIOLATION: Final = "23505"
 _FOREIGN_KEY_VIOLATION: Final = "23503"
+_RESTRICT_VIOLATION: Final = "23001"  # ON DELETE RESTRICT: always "still referenced"
 
 
 def _driver_error(exc: BaseException) -> Any:
@@ -106,9 +107,10 @@ def translate(exc: BaseException) -> DocgateError | None:
     if sqlstate == _UNIQUE_VIOLATION:
         factory = UNIQUE.get(_constraint(driver_error))
         return factory() if factory else AlreadyExists("the resource already exists")
-    if sqlstate == _FOREIGN_KEY_VIOLATION:
+    if sqlstate in (_FOREIGN_KEY_VIOLATION, _RESTRICT_VIOLATION):
         missing, in_use = FOREIGN_KEYS.get(_constraint(driver_error), (None, None))
-        factory = in_use if _statement_deletes(exc) else missing
+        deleting = sqlstate == _RESTRICT_VIOLATION or _statement_deletes(exc)
+        factory = in_use if deleting else missing
         if factory is not None:
             return factory()
         return errors.FailedPrecondition("a related resource does not allow this change")

@@ -52,14 +52,9 @@ class ConfigurationRepository:
         self, page_size: int, page_token: str
     ) -> roles_pb2.ListConfigurationsResponse:
         bound_to = pagination.fingerprint("configurations")
-        stmt = (
-            select(*CONFIGURATION_COLUMNS)
-            .order_by(Configuration.name)
-            .limit(BY_NAME.limit(page_size))
-        )
-        after = BY_NAME.start(page_token, bound_to)
-        if after is not None:
-            stmt = stmt.where(Configuration.name > after[0])
+        columns = [Configuration.name]
+        stmt = select(*CONFIGURATION_COLUMNS)
+        stmt = BY_NAME.select(stmt, columns, page_token, bound_to, page_size)
         rows = (await self._session.execute(stmt)).all()
         kept, next_token = BY_NAME.page(rows, page_size, bound_to, lambda row: (row.name,))
         return roles_pb2.ListConfigurationsResponse(

@@ -102,15 +102,8 @@ class MembershipRepository:
     ) -> roles_pb2.ListRoleMembersResponse:
         rid = await role_id(self._session, role)
         bound_to = pagination.fingerprint("role_members", role)
-        stmt = (
-            select(UserRole.user_id, UserRole.assigned_at)
-            .where(UserRole.role_id == rid)
-            .order_by(UserRole.user_id)
-            .limit(_BY_USER_ID.limit(page_size))
-        )
-        after = _BY_USER_ID.start(page_token, bound_to)
-        if after is not None:
-            stmt = stmt.where(UserRole.user_id > after[0])
+        stmt = select(UserRole.user_id, UserRole.assigned_at).where(UserRole.role_id == rid)
+        stmt = _BY_USER_ID.select(stmt, [UserRole.user_id], page_token, bound_to, page_size)
         rows = (await self._session.execute(stmt)).all()
         kept, next_token = _BY_USER_ID.page(rows, page_size, bound_to, lambda r: (r.user_id,))
         return roles_pb2.ListRoleMembersResponse(

@@ -71,10 +71,7 @@ class RoleRepository:
 
     async def list_page(self, page_size: int, page_token: str) -> roles_pb2.ListRolesResponse:
         bound_to = pagination.fingerprint("roles")
-        stmt = _roles().order_by(Role.name).limit(BY_NAME.limit(page_size))
-        after = BY_NAME.start(page_token, bound_to)
-        if after is not None:
-            stmt = stmt.where(Role.name > after[0])
+        stmt = BY_NAME.select(_roles(), [Role.name], page_token, bound_to, page_size)
         rows = (await self._session.execute(stmt)).all()
         kept, next_token = BY_NAME.page(rows, page_size, bound_to, lambda row: (row.name,))
         return roles_pb2.ListRolesResponse(

@@ -105,10 +105,10 @@ class UserRepository:
     ) -> users_pb2.ListUsersResponse:
         """One statement per page: filters, keyset on username and the role aggregate."""
         bound_to = pagination.fingerprint("users", role, without_roles, is_active)
-        after = BY_NAME.start(page_token, bound_to)
+        BY_NAME.start(page_token, bound_to)  # a bad token is refused before any SQL
         # An alias: the subqueries must not correlate with the outer-joined user_roles.
         member = aliased(UserRole)
-        stmt = users_with_roles().order_by(User.username).limit(BY_NAME.limit(page_size))
+        stmt = users_with_roles()
         if role is not None:
             rid = await role_id(self._session, role)
             stmt = stmt.where(User.id.in_(select(member.user_id).where(member.role_id == rid)))
@@ -116,8 +116,7 @@ class UserRepository:
             stmt = stmt.where(~exists().where(member.user_id == User.id))
         if is_active is not None:
             stmt = stmt.where(User.is_active.is_(is_active))
-        if after is not None:
-            stmt = stmt.where(User.username > after[0])
+        stmt = BY_NAME.select(stmt, [User.username], page_token, bound_to, page_size)
         rows = (await self._session.execute(stmt)).all()
         kept, next_token = BY_NAME.page(rows, page_size, bound_to, lambda row: (row.username,))
         return users_pb2.ListUsersResponse(
