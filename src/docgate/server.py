@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
-from grpc_reflection.v1alpha import reflection
 from sqlalchemy import text
 
 from docgate.bootstrap import App
+from docgate.edge.reflection import enable_reflection
 from docgate.v1 import (
     documents_pb2,
     documents_pb2_grpc,
@@ -103,9 +103,7 @@ async def start_server(app: App, listen: str) -> RunningServer:
     users_pb2_grpc.add_UserServiceServicer_to_server(app.users, server)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (*DOCGATE_SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    enable_reflection(server, (*DOCGATE_SERVICES, health.SERVICE_NAME))
     try:
         port = server.add_insecure_port(listen)
     except RuntimeError as exc:  # grpc's message only says "Failed to bind"

@@ -1,0 +1,1 @@
+"""The gRPC edge: interceptors, handler wrapping, the service registry and reflection."""
