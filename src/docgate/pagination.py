@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any, Final, TypeVar, Unpack
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import Select, tuple_
 
@@ -88,7 +88,7 @@ def decode(token: str, query_fingerprint: str) -> list[Any]:
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
 Row = TypeVar("Row")
-SelectT = TypeVar("SelectT", bound="Select[Unpack[tuple[Any, ...]]]")
+SelectT = TypeVar("SelectT", bound="Select[*tuple[Any, ...]]")
 
 
 class KeyKind(Enum):

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
-from grpc_reflection.v1alpha import reflection
 from sqlalchemy import text
 
 from docgate.bootstrap import App
+from docgate.edge.reflection import enable_reflection
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +95,7 @@ async def start_server(app: App, listen: str) -> RunningServer:
         binding.add_to(server)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (*(binding.name for binding in app.services), health.SERVICE_NAME, reflection.SERVICE_NAME),
-        server,
-    )
+    enable_reflection(server, (*(binding.name for binding in app.services), health.SERVICE_NAME))
     try:
         port = server.add_insecure_port(listen)
     except RuntimeError as exc:  # grpc's message only says "Failed to bind"
