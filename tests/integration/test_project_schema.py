@@ -1,6 +1,8 @@
 """The projects, feedback and templates tables (revision 0003) hold only what the issue allows,
-checked by PostgreSQL itself; rows are written with Core statements on the models, past every
-docgate layer."""
+checked by PostgreSQL itself (rows written with Core statements on the models, past every
+docgate layer); and the project visibility rule of docgate.policy, run against real rows in
+every state, agrees with a plain-Python oracle for every kind of caller, through each of the
+three ways statements are built (Core, prepared, ORM criteria)."""
 
 from __future__ import annotations
 
@@ -8,11 +10,16 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import Text, cast, delete, insert, select
+from sqlalchemy import Text, bindparam, cast, delete, func, insert, select
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import with_loader_criteria
 
+from docgate import policy
+from docgate.auth.principal import Principal, acting_as
 from docgate.bootstrap import App
 from docgate.db.models import Document, Feedback, Project, ProjectState, Template
+from docgate.db.prepared import PreparedQuery
 from tests.support import make_user, unique
 
 
@@ -176,3 +183,109 @@ async def test_template_names_are_unique_slugs(app: App) -> None:
     name = "a-" + uuid.uuid4().hex[:20]
     await _insert(app, Template, name=name, title="T", body="x" * (1024 * 1024))
     await _refused(app, "uq_templates_name", Template, name=name, title="T")
+
+
+# --- the visibility predicate against real rows ----------------------------------------------
+
+
+def oracle_sees(principal: Principal | None, owner_id: uuid.UUID, state: ProjectState) -> bool:
+    """The issue's words: admins see every project; the owner sees their own; everyone else
+    sees ACTIVE and COMPLETED."""
+    if principal is None:
+        return False
+    if "admin" in principal.roles or principal.user_id == owner_id:
+        return True
+    return state in (ProjectState.ACTIVE, ProjectState.COMPLETED)
+
+
+# Every state; ARCHIVED once from each state it can be archived from.
+ROWS = [
+    (ProjectState.DRAFT, None),
+    (ProjectState.ACTIVE, None),
+    (ProjectState.COMPLETED, None),
+    (ProjectState.ARCHIVED, ProjectState.DRAFT),
+    (ProjectState.ARCHIVED, ProjectState.ACTIVE),
+    (ProjectState.ARCHIVED, ProjectState.COMPLETED),
+]
+
+
+@pytest.fixture(scope="module")
+async def world(app: App) -> tuple[dict[uuid.UUID, tuple[uuid.UUID, ProjectState]], list[Any]]:
+    """Projects in every state for two owners, and the callers to look at them."""
+    first, second = await make_user(app, "free_user"), await make_user(app, "paid_user")
+    projects = {}
+    for owner in (first.id, second.id):
+        for state, archived_from in ROWS:
+            project_id = await _project(app, owner, state=state, archived_from=archived_from)
+            projects[project_id] = (owner, state)
+    callers: list[Principal | None] = [
+        Principal(first.id, first.username, frozenset(first.roles)),
+        Principal(second.id, second.username, frozenset(second.roles)),
+        Principal(uuid.uuid4(), "stranger", frozenset({"free_user"})),
+        Principal(uuid.uuid4(), "paid-stranger", frozenset({"paid_user"})),
+        Principal(uuid.uuid4(), "no-roles", frozenset()),
+        Principal(uuid.uuid4(), "admin", frozenset({"admin"})),
+        Principal(first.id, first.username, frozenset({"admin", "free_user"})),
+        None,
+    ]
+    return projects, callers
+
+
+def _expected(
+    projects: dict[uuid.UUID, tuple[uuid.UUID, ProjectState]], who: Principal | None
+) -> set[uuid.UUID]:
+    return {pid for pid, (owner, state) in projects.items() if oracle_sees(who, owner, state)}
+
+
+async def test_core_predicate_agrees_with_the_oracle(app: App, world: Any) -> None:
+    projects, callers = world
+    async with app.engine.connect() as conn:
+        for who in callers:
+            caller = who.user_id if who is not None else None
+            visible = policy.project_predicate(policy.project_audience(who), Project, caller)
+            statement = select(Project.id).where(visible, Project.id.in_(list(projects)))
+            assert set((await conn.scalars(statement)).all()) == _expected(projects, who), who
+
+
+async def test_one_prepared_statement_per_audience_serves_every_caller(
+    app: App, world: Any
+) -> None:
+    """Built once per audience with the caller as a bound parameter, as the hot paths do."""
+    projects, callers = world
+    table = Project.__table__
+    statements = {
+        who: PreparedQuery(
+            select(table.c.id).where(
+                policy.project_predicate(who, table.c, bindparam("caller", type_=UUID())),
+                table.c.id == func.any(bindparam("ids", type_=ARRAY(UUID()))),
+            )
+        )
+        for who in policy.ProjectAudience
+    }
+    async with app.engine.connect() as conn:
+        for who in callers:
+            audience = policy.project_audience(who)
+            # Every parameter on every call; NOBODY's statement is a constant false.
+            params: dict[str, Any] = {}
+            if audience is not policy.ProjectAudience.NOBODY:
+                params["ids"] = list(projects)
+            if audience is policy.ProjectAudience.MEMBER:
+                params["caller"] = who.user_id
+            rows = await statements[audience].fetch(conn, **params)
+            assert {r["id"] for r in rows} == _expected(projects, who), who
+
+
+async def test_orm_criteria_agree_with_the_oracle(app: App, world: Any) -> None:
+    """project_visibility's lambdas, as the listener would apply them: one cached shape per
+    audience, each caller's own id bound."""
+    projects, callers = world
+    for who in callers:
+        with acting_as(who):
+            async with app.uow.read() as session:
+                statement = select(Project).where(Project.id.in_(list(projects)))
+                statement = statement.options(
+                    with_loader_criteria(Project, policy.project_visibility(who))
+                )
+                rows = (await session.scalars(statement)).all()
+        assert {p.id for p in rows} == _expected(projects, who), who
+        assert all(oracle_sees(who, p.owner_id, p.state) for p in rows)
