@@ -12,15 +12,16 @@ Core statement on documents takes its WHERE clause from the same function.
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, or_, true
+from sqlalchemy import ColumnElement, and_, false, literal_column, or_, true
 
 from docgate import validation
-from docgate.errors import InvalidArgument, PermissionDenied
+from docgate.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from docgate.principal import Principal
 
 
@@ -220,3 +221,140 @@ def document_visibility(principal: Principal | None, *, show_deleted: bool = Fal
 def may_modify_document(principal: Principal, owner_id: uuid.UUID) -> bool:
     """Update and delete: the owner or an admin (of a document the caller can see)."""
     return principal.is_admin or principal.user_id == owner_id
+
+
+# --- projects --------------------------------------------------------------------------------
+#
+# Visibility: admins see every project; the owner sees their own; every other authenticated
+# caller sees ACTIVE and COMPLETED projects. DRAFT and ARCHIVED stay private to the owner and
+# admins. A project the caller may not see answers exactly like one that does not exist. As for
+# documents, the rule is written once as a function of (columns, caller) per audience: Core and
+# prepared statements call `project_predicate`, the ORM listener `project_visibility`.
+
+
+class ProjectState(enum.Enum):
+    """Project.State of the API (member names match it); stored as the lowercase values. The
+    lifecycle is a rule, so it is defined here and the ORM model uses it."""
+
+    DRAFT = "draft"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    ARCHIVED = "archived"
+
+
+# The states every authenticated caller may see.
+SHARED_PROJECT_STATES: frozenset[ProjectState] = frozenset(
+    {ProjectState.ACTIVE, ProjectState.COMPLETED}
+)
+# Rendered into the SQL as literals, sorted so the text never varies: the statement shape is
+# fixed per audience and the caller's id stays the only bound value (PreparedQuery requires
+# every bound parameter on every call, and binds them past SQLAlchemy's enum conversion).
+_SHARED_STATE_LITERALS: tuple[ColumnElement[Any], ...] = tuple(
+    literal_column(f"'{value}'") for value in sorted(s.value for s in SHARED_PROJECT_STATES)
+)
+
+
+class ProjectAudience(Enum):
+    """Which project visibility rule applies to a caller: the SQL shape of their predicate."""
+
+    NOBODY = "nobody"
+    MEMBER = "member"  # any authenticated caller who is not admin
+    ADMIN = "admin"
+
+
+def project_audience(principal: Principal | None) -> ProjectAudience:
+    if principal is None:
+        return ProjectAudience.NOBODY
+    return ProjectAudience.ADMIN if principal.is_admin else ProjectAudience.MEMBER
+
+
+def _projects_nothing(cls: Any, caller: Any) -> ColumnElement[bool]:
+    return false()
+
+
+def _projects_member(cls: Any, caller: Any) -> ColumnElement[bool]:
+    return or_(cls.owner_id == caller, cls.state.in_(_SHARED_STATE_LITERALS))
+
+
+def _projects_everything(cls: Any, caller: Any) -> ColumnElement[bool]:
+    return true()
+
+
+_PROJECT_RULES: Mapping[ProjectAudience, Callable[[Any, Any], ColumnElement[bool]]] = {
+    ProjectAudience.NOBODY: _projects_nothing,
+    ProjectAudience.MEMBER: _projects_member,
+    ProjectAudience.ADMIN: _projects_everything,
+}
+
+
+def project_predicate(who: ProjectAudience, cls: Any, caller: Any) -> ColumnElement[bool]:
+    """The visibility clause for ``who`` on ``cls`` (the Project class, an alias, or the
+    table's columns); ``caller`` is the caller's id as a value or a bound parameter."""
+    return _PROJECT_RULES[who](cls, caller)
+
+
+def project_visibility(principal: Principal | None) -> Visibility:
+    """What ``principal`` may see of the projects table, for with_loader_criteria: one lambda
+    per audience, the caller's id its only closure value (see `document_visibility`)."""
+    who = project_audience(principal)
+    uid = principal.user_id if principal is not None else None
+    if who is ProjectAudience.MEMBER:
+        return lambda cls: _projects_member(cls, uid)
+    if who is ProjectAudience.ADMIN:
+        return lambda cls: _projects_everything(cls, None)
+    return lambda cls: _projects_nothing(cls, None)
+
+
+def may_modify_project(principal: Principal, owner_id: uuid.UUID) -> bool:
+    """Update, delete and the state changes: the owner or an admin (of a project the caller
+    can see)."""
+    return principal.is_admin or principal.user_id == owner_id
+
+
+class StateChange(Enum):
+    """The custom methods that move a project through its lifecycle (AIP-216)."""
+
+    ACTIVATE = "ActivateProject"
+    COMPLETE = "CompleteProject"
+    ARCHIVE = "ArchiveProject"
+    RESTORE = "RestoreProject"
+
+
+# Each method: the states it may start from, and the state it leads to. None: back to the
+# state the project was archived from (the row's archived_from).
+TRANSITIONS: Mapping[StateChange, tuple[frozenset[ProjectState], ProjectState | None]] = {
+    StateChange.ACTIVATE: (frozenset({ProjectState.DRAFT}), ProjectState.ACTIVE),
+    StateChange.COMPLETE: (frozenset({ProjectState.ACTIVE}), ProjectState.COMPLETED),
+    StateChange.ARCHIVE: (
+        frozenset({ProjectState.DRAFT, ProjectState.ACTIVE, ProjectState.COMPLETED}),
+        ProjectState.ARCHIVED,
+    ),
+    StateChange.RESTORE: (frozenset({ProjectState.ARCHIVED}), None),
+}
+
+
+def next_state(
+    method: StateChange, current: ProjectState, archived_from: ProjectState | None
+) -> ProjectState:
+    """The state ``method`` moves a project in ``current`` to; FailedPrecondition
+    (INVALID_STATE_TRANSITION, metadata "state": the current state's API name) when it may
+    not start from there."""
+    sources, target = TRANSITIONS[method]
+    if current not in sources:
+        raise FailedPrecondition(
+            f"{method.value} is not allowed for a project in state {current.name}",
+            reason="INVALID_STATE_TRANSITION",
+            metadata={"state": current.name},
+        )
+    if target is not None:
+        return target
+    if archived_from is None or archived_from is ProjectState.ARCHIVED:
+        # The schema's CHECK constraints make this unreachable for a stored row.
+        raise ValueError(f"an archived project cannot have archived_from={archived_from}")
+    return archived_from
+
+
+def archived_from_after(current: ProjectState, new: ProjectState) -> ProjectState | None:
+    """The archived_from a project moving from ``current`` to ``new`` must store: the state
+    it leaves when it is archived, else none (the schema checks the same)."""
+    return current if new is ProjectState.ARCHIVED else None

@@ -27,7 +27,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x64ocgate/v1/documents.proto\x12\ndocgate.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x02\n\x08\x44ocument\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\x12\x10\n\x08owner_id\x18\x04 \x01(\t\x12\x11\n\tis_public\x18\x05 \x01(\x08\x12\x1c\n\x14requires_paid_access\x18\x06 \x01(\x08\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x64\x65lete_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\n \x01(\t\"S\n\x15\x43reateDocumentRequest\x12&\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x14.docgate.v1.Document\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"6\n\x12GetDocumentRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0cshow_deleted\x18\x02 \x01(\x08\"\'\n\x18\x42\x61tchGetDocumentsRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\"D\n\x19\x42\x61tchGetDocumentsResponse\x12\'\n\tdocuments\x18\x01 \x03(\x0b\x32\x14.docgate.v1.Document\"\x89\x02\n\x14ListDocumentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x10\n\x08order_by\x18\x03 \x01(\t\x12\x10\n\x08owner_id\x18\x04 \x01(\t\x12\x16\n\tis_public\x18\x05 \x01(\x08H\x00\x88\x01\x01\x12!\n\x14requires_paid_access\x18\x06 \x01(\x08H\x01\x88\x01\x01\x12\x12\n\nowner_role\x18\x07 \x01(\t\x12\x14\n\x0cshow_deleted\x18\x08 \x01(\x08\x12\x1a\n\x12include_total_size\x18\t \x01(\x08\x42\x0c\n\n_is_publicB\x17\n\x15_requires_paid_access\"m\n\x15ListDocumentsResponse\x12\'\n\tdocuments\x18\x01 \x03(\x0b\x32\x14.docgate.v1.Document\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"N\n\x16SearchDocumentsRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"[\n\x17SearchDocumentsResponse\x12\'\n\tdocuments\x18\x01 \x03(\x0b\x32\x14.docgate.v1.Document\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"~\n\x15UpdateDocumentRequest\x12&\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x14.docgate.v1.Document\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\"1\n\x15\x44\x65leteDocumentRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"%\n\x17UndeleteDocumentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\"\n\x14PurgeDocumentRequest\x12\n\n\x02id\x18\x01 \x01(\t2\xe5\x05\n\x0f\x44ocumentService\x12I\n\x0e\x43reateDocument\x12!.docgate.v1.CreateDocumentRequest\x1a\x14.docgate.v1.Document\x12\x43\n\x0bGetDocument\x12\x1e.docgate.v1.GetDocumentRequest\x1a\x14.docgate.v1.Document\x12`\n\x11\x42\x61tchGetDocuments\x12$.docgate.v1.BatchGetDocumentsRequest\x1a%.docgate.v1.BatchGetDocumentsResponse\x12T\n\rListDocuments\x12 .docgate.v1.ListDocumentsRequest\x1a!.docgate.v1.ListDocumentsResponse\x12Z\n\x0fSearchDocuments\x12\".docgate.v1.SearchDocumentsRequest\x1a#.docgate.v1.SearchDocumentsResponse\x12I\n\x0eUpdateDocument\x12!.docgate.v1.UpdateDocumentRequest\x1a\x14.docgate.v1.Document\x12I\n\x0e\x44\x65leteDocument\x12!.docgate.v1.DeleteDocumentRequest\x1a\x14.docgate.v1.Document\x12M\n\x10UndeleteDocument\x12#.docgate.v1.UndeleteDocumentRequest\x1a\x14.docgate.v1.Document\x12I\n\rPurgeDocument\x12 .docgate.v1.PurgeDocumentRequest\x1a\x16.google.protobuf.Emptyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x64ocgate/v1/documents.proto\x12\ndocgate.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xae\x02\n\x08\x44ocument\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\x12\x10\n\x08owner_id\x18\x04 \x01(\t\x12\x11\n\tis_public\x18\x05 \x01(\x08\x12\x1c\n\x14requires_paid_access\x18\x06 \x01(\x08\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x64\x65lete_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x65tag\x18\n \x01(\t\x12\x12\n\nproject_id\x18\x0b \x01(\t\"S\n\x15\x43reateDocumentRequest\x12&\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x14.docgate.v1.Document\x12\x12\n\nrequest_id\x18\x02 \x01(\t\"6\n\x12GetDocumentRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0cshow_deleted\x18\x02 \x01(\x08\"\'\n\x18\x42\x61tchGetDocumentsRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\"D\n\x19\x42\x61tchGetDocumentsResponse\x12\'\n\tdocuments\x18\x01 \x03(\x0b\x32\x14.docgate.v1.Document\"\x9d\x02\n\x14ListDocumentsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x10\n\x08order_by\x18\x03 \x01(\t\x12\x10\n\x08owner_id\x18\x04 \x01(\t\x12\x16\n\tis_public\x18\x05 \x01(\x08H\x00\x88\x01\x01\x12!\n\x14requires_paid_access\x18\x06 \x01(\x08H\x01\x88\x01\x01\x12\x12\n\nowner_role\x18\x07 \x01(\t\x12\x14\n\x0cshow_deleted\x18\x08 \x01(\x08\x12\x1a\n\x12include_total_size\x18\t \x01(\x08\x12\x12\n\nproject_id\x18\n \x01(\tB\x0c\n\n_is_publicB\x17\n\x15_requires_paid_access\"m\n\x15ListDocumentsResponse\x12\'\n\tdocuments\x18\x01 \x03(\x0b\x32\x14.docgate.v1.Document\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"N\n\x16SearchDocumentsRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"[\n\x17SearchDocumentsResponse\x12\'\n\tdocuments\x18\x01 \x03(\x0b\x32\x14.docgate.v1.Document\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"~\n\x15UpdateDocumentRequest\x12&\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x14.docgate.v1.Document\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x0c\n\x04\x65tag\x18\x03 \x01(\t\"1\n\x15\x44\x65leteDocumentRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04\x65tag\x18\x02 \x01(\t\"%\n\x17UndeleteDocumentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\"\n\x14PurgeDocumentRequest\x12\n\n\x02id\x18\x01 \x01(\t2\xe5\x05\n\x0f\x44ocumentService\x12I\n\x0e\x43reateDocument\x12!.docgate.v1.CreateDocumentRequest\x1a\x14.docgate.v1.Document\x12\x43\n\x0bGetDocument\x12\x1e.docgate.v1.GetDocumentRequest\x1a\x14.docgate.v1.Document\x12`\n\x11\x42\x61tchGetDocuments\x12$.docgate.v1.BatchGetDocumentsRequest\x1a%.docgate.v1.BatchGetDocumentsResponse\x12T\n\rListDocuments\x12 .docgate.v1.ListDocumentsRequest\x1a!.docgate.v1.ListDocumentsResponse\x12Z\n\x0fSearchDocuments\x12\".docgate.v1.SearchDocumentsRequest\x1a#.docgate.v1.SearchDocumentsResponse\x12I\n\x0eUpdateDocument\x12!.docgate.v1.UpdateDocumentRequest\x1a\x14.docgate.v1.Document\x12I\n\x0e\x44\x65leteDocument\x12!.docgate.v1.DeleteDocumentRequest\x1a\x14.docgate.v1.Document\x12M\n\x10UndeleteDocument\x12#.docgate.v1.UndeleteDocumentRequest\x1a\x14.docgate.v1.Document\x12I\n\rPurgeDocument\x12 .docgate.v1.PurgeDocumentRequest\x1a\x16.google.protobuf.Emptyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,31 +35,31 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'docgate.v1.documents_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DOCUMENT']._serialized_start=139
-  _globals['_DOCUMENT']._serialized_end=421
-  _globals['_CREATEDOCUMENTREQUEST']._serialized_start=423
-  _globals['_CREATEDOCUMENTREQUEST']._serialized_end=506
-  _globals['_GETDOCUMENTREQUEST']._serialized_start=508
-  _globals['_GETDOCUMENTREQUEST']._serialized_end=562
-  _globals['_BATCHGETDOCUMENTSREQUEST']._serialized_start=564
-  _globals['_BATCHGETDOCUMENTSREQUEST']._serialized_end=603
-  _globals['_BATCHGETDOCUMENTSRESPONSE']._serialized_start=605
-  _globals['_BATCHGETDOCUMENTSRESPONSE']._serialized_end=673
-  _globals['_LISTDOCUMENTSREQUEST']._serialized_start=676
-  _globals['_LISTDOCUMENTSREQUEST']._serialized_end=941
-  _globals['_LISTDOCUMENTSRESPONSE']._serialized_start=943
-  _globals['_LISTDOCUMENTSRESPONSE']._serialized_end=1052
-  _globals['_SEARCHDOCUMENTSREQUEST']._serialized_start=1054
-  _globals['_SEARCHDOCUMENTSREQUEST']._serialized_end=1132
-  _globals['_SEARCHDOCUMENTSRESPONSE']._serialized_start=1134
-  _globals['_SEARCHDOCUMENTSRESPONSE']._serialized_end=1225
-  _globals['_UPDATEDOCUMENTREQUEST']._serialized_start=1227
-  _globals['_UPDATEDOCUMENTREQUEST']._serialized_end=1353
-  _globals['_DELETEDOCUMENTREQUEST']._serialized_start=1355
-  _globals['_DELETEDOCUMENTREQUEST']._serialized_end=1404
-  _globals['_UNDELETEDOCUMENTREQUEST']._serialized_start=1406
-  _globals['_UNDELETEDOCUMENTREQUEST']._serialized_end=1443
-  _globals['_PURGEDOCUMENTREQUEST']._serialized_start=1445
-  _globals['_PURGEDOCUMENTREQUEST']._serialized_end=1479
-  _globals['_DOCUMENTSERVICE']._serialized_start=1482
-  _globals['_DOCUMENTSERVICE']._serialized_end=2223
+  _globals['_DOCUMENT']._serialized_end=441
+  _globals['_CREATEDOCUMENTREQUEST']._serialized_start=443
+  _globals['_CREATEDOCUMENTREQUEST']._serialized_end=526
+  _globals['_GETDOCUMENTREQUEST']._serialized_start=528
+  _globals['_GETDOCUMENTREQUEST']._serialized_end=582
+  _globals['_BATCHGETDOCUMENTSREQUEST']._serialized_start=584
+  _globals['_BATCHGETDOCUMENTSREQUEST']._serialized_end=623
+  _globals['_BATCHGETDOCUMENTSRESPONSE']._serialized_start=625
+  _globals['_BATCHGETDOCUMENTSRESPONSE']._serialized_end=693
+  _globals['_LISTDOCUMENTSREQUEST']._serialized_start=696
+  _globals['_LISTDOCUMENTSREQUEST']._serialized_end=981
+  _globals['_LISTDOCUMENTSRESPONSE']._serialized_start=983
+  _globals['_LISTDOCUMENTSRESPONSE']._serialized_end=1092
+  _globals['_SEARCHDOCUMENTSREQUEST']._serialized_start=1094
+  _globals['_SEARCHDOCUMENTSREQUEST']._serialized_end=1172
+  _globals['_SEARCHDOCUMENTSRESPONSE']._serialized_start=1174
+  _globals['_SEARCHDOCUMENTSRESPONSE']._serialized_end=1265
+  _globals['_UPDATEDOCUMENTREQUEST']._serialized_start=1267
+  _globals['_UPDATEDOCUMENTREQUEST']._serialized_end=1393
+  _globals['_DELETEDOCUMENTREQUEST']._serialized_start=1395
+  _globals['_DELETEDOCUMENTREQUEST']._serialized_end=1444
+  _globals['_UNDELETEDOCUMENTREQUEST']._serialized_start=1446
+  _globals['_UNDELETEDOCUMENTREQUEST']._serialized_end=1483
+  _globals['_PURGEDOCUMENTREQUEST']._serialized_start=1485
+  _globals['_PURGEDOCUMENTREQUEST']._serialized_end=1519
+  _globals['_DOCUMENTSERVICE']._serialized_start=1522
+  _globals['_DOCUMENTSERVICE']._serialized_end=2263
 # @@protoc_insertion_point(module_scope)

@@ -34,6 +34,7 @@ class Document(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     DELETE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """UUID, server-assigned."""
     title: _builtins.str
@@ -45,6 +46,12 @@ class Document(_message.Message):
     requires_paid_access: _builtins.bool
     etag: _builtins.str
     """Changes on every change; send it back on Update/Delete for optimistic concurrency."""
+    project_id: _builtins.str
+    """The project (UUID) the document belongs to; empty for none. Set by CreateDocument,
+    CreateDocumentFromTemplate and UpdateDocument (update_mask path project_id) only when the
+    caller is the project's owner or an admin and the project is not ARCHIVED. It never
+    changes who may see the document. Deleting the project empties it.
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -66,10 +73,11 @@ class Document(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         delete_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        project_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "delete_time", b"delete_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "create_time", b"create_time", "delete_time", b"delete_time", "etag", b"etag", "id", b"id", "is_public", b"is_public", "owner_id", b"owner_id", "requires_paid_access", b"requires_paid_access", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "create_time", b"create_time", "delete_time", b"delete_time", "etag", b"etag", "id", b"id", "is_public", b"is_public", "owner_id", b"owner_id", "project_id", b"project_id", "requires_paid_access", b"requires_paid_access", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -177,6 +185,7 @@ class ListDocumentsRequest(_message.Message):
     OWNER_ROLE_FIELD_NUMBER: _builtins.int
     SHOW_DELETED_FIELD_NUMBER: _builtins.int
     INCLUDE_TOTAL_SIZE_FIELD_NUMBER: _builtins.int
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Default 50, at most 500; negative is INVALID_ARGUMENT."""
     page_token: _builtins.str
@@ -192,6 +201,10 @@ class ListDocumentsRequest(_message.Message):
     """Admin only: include soft-deleted documents."""
     include_total_size: _builtins.bool
     """Compute total_size with the same filter."""
+    project_id: _builtins.str
+    """Filter: only documents in this project (UUID); empty does not filter. The documents'
+    own visibility rules still decide which of them the caller sees.
+    """
     def __init__(
         self,
         *,
@@ -204,10 +217,11 @@ class ListDocumentsRequest(_message.Message):
         owner_role: _builtins.str = ...,
         show_deleted: _builtins.bool = ...,
         include_total_size: _builtins.bool = ...,
+        project_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_is_public", b"_is_public", "_requires_paid_access", b"_requires_paid_access", "is_public", b"is_public", "requires_paid_access", b"requires_paid_access"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_is_public", b"_is_public", "_requires_paid_access", b"_requires_paid_access", "include_total_size", b"include_total_size", "is_public", b"is_public", "order_by", b"order_by", "owner_id", b"owner_id", "owner_role", b"owner_role", "page_size", b"page_size", "page_token", b"page_token", "requires_paid_access", b"requires_paid_access", "show_deleted", b"show_deleted"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_is_public", b"_is_public", "_requires_paid_access", b"_requires_paid_access", "include_total_size", b"include_total_size", "is_public", b"is_public", "order_by", b"order_by", "owner_id", b"owner_id", "owner_role", b"owner_role", "page_size", b"page_size", "page_token", b"page_token", "project_id", b"project_id", "requires_paid_access", b"requires_paid_access", "show_deleted", b"show_deleted"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__is_public: _TypeAlias = _typing.Literal["is_public"]  # noqa: Y015
     _WhichOneofArgType__is_public: _TypeAlias = _typing.Literal["_is_public", b"_is_public"]  # noqa: Y015

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import datetime
 
@@ -12,12 +11,12 @@ from sqlalchemy import (
     CheckConstraint,
     Computed,
     DateTime,
+    Double,
     Enum,
     ForeignKey,
     Index,
     Integer,
     MetaData,
-    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -27,6 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import TSVECTOR, UUID
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from docgate.policy import ProjectState
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -100,6 +101,15 @@ class Document(Base):
         Index("ix_documents_update_time_id", "update_time", "id"),
         Index("ix_documents_title_id", "title", "id"),
         Index("ix_documents_search", "search", postgresql_using="gin"),
+        # ListDocuments project_id=… in the default order, and SET NULL when a project goes;
+        # partial, since most documents belong to no project.
+        Index(
+            "ix_documents_project_id_create_time_id",
+            "project_id",
+            "create_time",
+            "id",
+            postgresql_where=text("project_id IS NOT NULL"),
+        ),
         CheckConstraint("char_length(title) between 1 and 255", name="title_length"),
     )
 
@@ -118,6 +128,10 @@ class Document(Base):
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     # AIP-155 idempotency key, unique per owner.
     request_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    # A project never widens who may see the document; deleting the project detaches it.
+    project_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="SET NULL")
+    )
     search: Mapped[str] = mapped_column(
         TSVECTOR,
         Computed(
@@ -158,49 +172,87 @@ class RoleConfiguration(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class ProjectStatus(enum.Enum):
-    draft = "draft"
-    active = "active"
-    completed = "completed"
-    archived = "archived"
+# One PostgreSQL enum type for both state columns; values, not member names, are stored.
+PROJECT_STATE = Enum(
+    ProjectState, name="project_state", values_callable=lambda cls: [m.value for m in cls]
+)
 
 
 class Project(Base):
     __tablename__ = "projects"
+    __table_args__ = (
+        UniqueConstraint("owner_id", "request_id", name="uq_projects_owner_id_request_id"),
+        # One index per ListProjects shape (filter + order, ties by id); owner_id's also serves
+        # the foreign key.
+        Index("ix_projects_create_time_id", "create_time", "id"),
+        Index("ix_projects_state_create_time_id", "state", "create_time", "id"),
+        Index("ix_projects_owner_id_create_time_id", "owner_id", "create_time", "id"),
+        Index("ix_projects_name_id", "name", "id"),
+        CheckConstraint("char_length(name) between 1 and 255", name="name_length"),
+        CheckConstraint("name = btrim(name)", name="name_trimmed"),
+        CheckConstraint("char_length(description) <= 10000", name="description_length"),
+        # archived_from is set exactly while the project is archived, and never to archived.
+        CheckConstraint(
+            "(state = 'archived') = (archived_from IS NOT NULL)", name="archived_from_iff_archived"
+        ),
+        CheckConstraint("archived_from <> 'archived'", name="archived_from_not_archived"),
+    )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     name: Mapped[str] = mapped_column(String(255))
     description: Mapped[str] = mapped_column(Text, server_default="")
-    owner_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    # CASCADE as in the seed schema: DeleteUser removes the user's projects (and so their
+    # feedback) instead of failing on them.
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    state: Mapped[ProjectState] = mapped_column(
+        PROJECT_STATE, server_default=ProjectState.DRAFT.value
     )
-    status: Mapped[ProjectStatus] = mapped_column(
-        Enum(ProjectStatus, name="project_status"), server_default=ProjectStatus.draft.value
-    )
+    # The state ArchiveProject left, which RestoreProject returns to.
+    archived_from: Mapped[ProjectState | None] = mapped_column(PROJECT_STATE)
     create_time: Mapped[datetime] = _now()
     update_time: Mapped[datetime] = _now()
+    # Bumped on every change of the project's own columns; the etag is derived from it.
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    # AIP-155 idempotency key, unique per owner.
+    request_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
 
 
 class Feedback(Base):
     __tablename__ = "feedback"
-    __table_args__ = (CheckConstraint("score between 1 and 5", name="score_range"),)
+    __table_args__ = (
+        # ListFeedback (newest first) and the per-page count/average; also the foreign key's.
+        Index("ix_feedback_project_id_create_time_id", "project_id", "create_time", "id"),
+        CheckConstraint("char_length(content) between 1 and 10000", name="content_length"),
+        # NULL passes (a comment without a score); NaN and infinities fail (NaN sorts above
+        # every number in PostgreSQL).
+        CheckConstraint("score between 1 and 5", name="score_range"),
+    )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     author_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
-    document_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("documents.id", ondelete="CASCADE"), index=True
-    )
     content: Mapped[str] = mapped_column(Text)
-    score: Mapped[int] = mapped_column(SmallInteger)
+    score: Mapped[float | None] = mapped_column(Double)
     create_time: Mapped[datetime] = _now()
 
 
 class Template(Base):
     __tablename__ = "templates"
+    __table_args__ = (
+        CheckConstraint("name ~ '^[a-z][a-z0-9-]{1,62}$'", name="name_slug"),
+        CheckConstraint("char_length(title) between 1 and 255", name="title_length"),
+        CheckConstraint("char_length(description) <= 10000", name="description_length"),
+        CheckConstraint("octet_length(body) <= 1048576", name="body_size"),
+    )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
-    name: Mapped[str] = mapped_column(String(100), unique=True)
-    content: Mapped[str] = mapped_column(Text, server_default="")
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    title: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    body: Mapped[str] = mapped_column(Text, server_default="")
     create_time: Mapped[datetime] = _now()
+    update_time: Mapped[datetime] = _now()
+    # Bumped on every change; the etag is derived from it.
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
