@@ -16,7 +16,9 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 from sqlalchemy import text
 
-from docgate.bootstrap import App
+from docgate.bootstrap import App, build_app
+from docgate.config import Settings
+from docgate.edge.registry import ServiceBinding
 from docgate.principal import SYSTEM, acting_as
 from docgate.repositories.users import UserRepository
 from docgate.tokens import TokenMinter
@@ -38,6 +40,12 @@ class TestUser:
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
         return (("authorization", f"Bearer {self.token}"),)
+
+
+def served_bindings() -> tuple[ServiceBinding, ...]:
+    """The service registry as the server gets it (the engine is built, never connected)."""
+    url = "postgresql://unused@localhost/unused"
+    return build_app(Settings(database_url=url, jwt_secret=TEST_SECRET), url).services
 
 
 def with_servicer(app: App, service: str, servicer: object) -> App:

@@ -19,12 +19,15 @@ from docgate.edge.auth import AuthInterceptor
 from docgate.edge.errors import ErrorMappingInterceptor
 from docgate.edge.registry import ServiceBinding, method_paths
 from docgate.services.documents import DocumentService
+from docgate.services.projects import ProjectService
 from docgate.services.roles import RoleService
 from docgate.services.users import UserService
 from docgate.tokens import TokenVerifier
 from docgate.v1 import (
     documents_pb2,
     documents_pb2_grpc,
+    projects_pb2,
+    projects_pb2_grpc,
     roles_pb2,
     roles_pb2_grpc,
     users_pb2,
@@ -61,6 +64,7 @@ def _services(uow: UnitOfWork, settings: Settings) -> tuple[ServiceBinding, ...]
         bind(DocumentService(uow, settings), documents_pb2, documents_pb2_grpc, "DocumentService"),
         bind(RoleService(uow), roles_pb2, roles_pb2_grpc, "RoleService"),
         bind(UserService(uow), users_pb2, users_pb2_grpc, "UserService"),
+        bind(ProjectService(uow, settings), projects_pb2, projects_pb2_grpc, "ProjectService"),
     )
 
 

@@ -157,3 +157,18 @@ def user_owns_documents() -> FailedPrecondition:
     return FailedPrecondition(
         "the user owns documents; delete them first or pass force", reason="USER_OWNS_DOCUMENTS"
     )
+
+
+def project_not_found() -> NotFound:
+    """Missing or hidden from the caller: one answer, as for documents."""
+    return NotFound("project not found", reason="PROJECT_NOT_FOUND")
+
+
+def feedback_not_found() -> NotFound:
+    return NotFound("feedback not found", reason="FEEDBACK_NOT_FOUND")
+
+
+def template_not_found(name: str) -> NotFound:
+    return NotFound(
+        f"template {name!r} not found", reason="TEMPLATE_NOT_FOUND", metadata={"template": name}
+    )

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from docgate.v1 import documents_pb2, roles_pb2, users_pb2
+from docgate.v1 import documents_pb2, projects_pb2, roles_pb2, users_pb2
 
 
 def timestamp(value: datetime) -> Timestamp:
@@ -45,10 +45,10 @@ def user(
     )
 
 
-class DocumentRow(Protocol):
-    """A document record by column name (an asyncpg Record or a SQLAlchemy RowMapping) with
-    the columns every read selects: id, title, content, owner_id, is_public,
-    requires_paid_access, create_time, update_time, delete_time, version."""
+class DocumentRow(Protocol):  # any row read by column name
+    """A record by column name (an asyncpg Record or a SQLAlchemy RowMapping) with the columns
+    its read selects (for a document: id, title, content, owner_id, project_id, is_public,
+    requires_paid_access, create_time, update_time, delete_time, version)."""
 
     def __getitem__(self, key: str, /) -> Any: ...
 
@@ -69,6 +69,8 @@ def document(row: DocumentRow) -> documents_pb2.Document:
         requires_paid_access=row["requires_paid_access"],
         etag=etag(row["version"]),
     )
+    if row["project_id"] is not None:
+        doc.project_id = str(row["project_id"])
     _set_timestamp(doc.create_time, row["create_time"])
     _set_timestamp(doc.update_time, row["update_time"])
     if row["delete_time"] is not None:
@@ -143,3 +145,54 @@ def effective_configuration(
         access_level=access_level,
         expire_time=optional_timestamp(expires_at),
     )
+
+
+def project_state(state: Any) -> projects_pb2.Project.State.ValueType:
+    """docgate.policy.ProjectState → the API enum (member names match)."""
+    return projects_pb2.Project.State.Value(state.name)
+
+
+def feedback(row: DocumentRow) -> projects_pb2.Feedback:
+    message = projects_pb2.Feedback(
+        id=str(row["id"]),
+        project_id=str(row["project_id"]),
+        author_id=str(row["author_id"]),
+        content=row["content"],
+    )
+    if row["score"] is not None:
+        message.score = row["score"]
+    _set_timestamp(message.create_time, row["create_time"])
+    return message
+
+
+def project(row: DocumentRow, recent: Sequence[projects_pb2.Feedback] = ()) -> projects_pb2.Project:
+    """A project row with its feedback_count and average_score (None: no scored feedback)."""
+    message = projects_pb2.Project(
+        id=str(row["id"]),
+        name=row["name"],
+        description=row["description"],
+        state=project_state(row["state"]),
+        owner_id=str(row["owner_id"]),
+        etag=etag(row["version"]),
+        feedback_count=row["feedback_count"],
+        recent_feedback=recent,
+    )
+    if row["average_score"] is not None:
+        message.average_score = float(row["average_score"])
+    _set_timestamp(message.create_time, row["create_time"])
+    _set_timestamp(message.update_time, row["update_time"])
+    return message
+
+
+def template(row: DocumentRow, *, with_body: bool) -> projects_pb2.Template:
+    message = projects_pb2.Template(
+        id=str(row["id"]),
+        name=row["name"],
+        title=row["title"],
+        description=row["description"],
+        body=row["body"] if with_body else "",
+        etag=etag(row["version"]),
+    )
+    _set_timestamp(message.create_time, row["create_time"])
+    _set_timestamp(message.update_time, row["update_time"])
+    return message

@@ -4,7 +4,8 @@ Two kinds of rule live here:
 
 * function level: which roles may call which RPC (`RPC_ACCESS`, deny by default);
 * object level: which documents a role set may see (`document_visibility`) and change
-  (`may_modify_document`).
+  (`may_modify_document`); which projects (`project_visibility`, `may_modify_project`) and
+  how a project's state may change (`TRANSITIONS`).
 
 The ORM listener in docgate.db.filtering applies `document_visibility` to every ORM query; any
 Core statement on documents takes its WHERE clause from the same function.
@@ -36,6 +37,7 @@ class Access(Enum):
 
 
 _DOC = "/docgate.v1.DocumentService/"
+_PROJECT = "/docgate.v1.ProjectService/"
 _ROLE = "/docgate.v1.RoleService/"
 _USER = "/docgate.v1.UserService/"
 
@@ -72,6 +74,26 @@ RPC_ACCESS: Mapping[str, Access] = {
     _USER + "ListUsers": Access.ADMIN,
     _USER + "UpdateUser": Access.ADMIN,
     _USER + "DeleteUser": Access.ADMIN,
+    # Projects: who may see or change one is object-level policy (below); templates are
+    # written by admins and read by everyone.
+    _PROJECT + "CreateProject": Access.AUTHENTICATED,
+    _PROJECT + "GetProject": Access.AUTHENTICATED,
+    _PROJECT + "ListProjects": Access.AUTHENTICATED,
+    _PROJECT + "UpdateProject": Access.AUTHENTICATED,
+    _PROJECT + "DeleteProject": Access.AUTHENTICATED,
+    _PROJECT + "ActivateProject": Access.AUTHENTICATED,
+    _PROJECT + "CompleteProject": Access.AUTHENTICATED,
+    _PROJECT + "ArchiveProject": Access.AUTHENTICATED,
+    _PROJECT + "RestoreProject": Access.AUTHENTICATED,
+    _PROJECT + "AddFeedback": Access.AUTHENTICATED,
+    _PROJECT + "ListFeedback": Access.AUTHENTICATED,
+    _PROJECT + "DeleteFeedback": Access.AUTHENTICATED,
+    _PROJECT + "CreateTemplate": Access.ADMIN,
+    _PROJECT + "GetTemplate": Access.AUTHENTICATED,
+    _PROJECT + "ListTemplates": Access.AUTHENTICATED,
+    _PROJECT + "UpdateTemplate": Access.ADMIN,
+    _PROJECT + "DeleteTemplate": Access.ADMIN,
+    _PROJECT + "CreateDocumentFromTemplate": Access.AUTHENTICATED,
 }
 
 # Served without a token: standard infrastructure, never docgate data.

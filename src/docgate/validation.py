@@ -21,6 +21,7 @@ USERNAME_RE: Final = re.compile(r"[a-z][a-z0-9_.-]{1,63}")
 # Deliberately simple: one @, no spaces, a dot in the domain. Deliverability is not our job.
 EMAIL_RE: Final = re.compile(r"[^@\s\x00]{1,64}@[^@\s.\x00]+(\.[^@\s.\x00]+)+")
 ROLE_NAME_RE: Final = re.compile(r"[a-z][a-z0-9_]{1,49}")
+SLUG_RE: Final = re.compile(r"[a-z][a-z0-9-]{1,62}")
 MAX_EMAIL_LENGTH: Final = 254
 DEFAULT_PAGE_SIZE: Final = 50
 MAX_PAGE_SIZE: Final = 500
@@ -80,13 +81,29 @@ def _no_nul(value: str, field: str, reason: str) -> None:
         )
 
 
-def text(value: str, field: str, *, max_length: int, required: bool = False) -> str:
+def text(
+    value: str,
+    field: str,
+    *,
+    max_length: int,
+    required: bool = False,
+    reason: str = "INVALID_TEXT",
+) -> str:
     """Free text: at most ``max_length`` characters, no NUL; ``required``: not blank."""
     if (required and not value.strip()) or len(value) > max_length or "\x00" in value:
         raise InvalidArgument(
             f"{field} must be {'1' if required else '0'}-{max_length} characters without NUL",
             field=field,
-            reason="INVALID_TEXT",
+            reason=reason,
+        )
+    return value
+
+
+def slug(value: str, field: str, reason: str) -> str:
+    """A template-style name: a-z first, then 1-62 of a-z, 0-9 and '-'."""
+    if not SLUG_RE.fullmatch(value):
+        raise InvalidArgument(
+            f"{field} must match [a-z][a-z0-9-]{{1,62}}", field=field, reason=reason
         )
     return value
 

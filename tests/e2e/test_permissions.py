@@ -14,10 +14,9 @@ from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 
 from docgate import policy
-from docgate.bootstrap import App, build_app
+from docgate.bootstrap import App
 from tests import support
-from tests.conftest import settings_for
-from tests.support import make_user
+from tests.support import make_user, served_bindings
 
 DEADLINE = 10.0
 
@@ -36,6 +35,25 @@ ANY_AUTHENTICATED = {
     },
     "RoleService": {"ListRoles", "GetRole", "ListMyConfigurations"},
     "UserService": {"GetCurrentUser"},
+    # Issue 10: every project RPC is for any authenticated caller (what they may see or
+    # change is object-level policy); templates are written by admins only.
+    "ProjectService": {
+        "CreateProject",
+        "GetProject",
+        "ListProjects",
+        "UpdateProject",
+        "DeleteProject",
+        "ActivateProject",
+        "CompleteProject",
+        "ArchiveProject",
+        "RestoreProject",
+        "AddFeedback",
+        "ListFeedback",
+        "DeleteFeedback",
+        "GetTemplate",
+        "ListTemplates",
+        "CreateDocumentFromTemplate",
+    },
 }
 SELF_OR_ADMIN = {
     "RoleService": {"ListUserRoles", "CheckRole"},
@@ -58,6 +76,7 @@ ADMIN_ONLY = {
         "ListRoleConfigurations",
     },
     "UserService": {"CreateUser", "ListUsers", "UpdateUser", "DeleteUser"},
+    "ProjectService": {"CreateTemplate", "UpdateTemplate", "DeleteTemplate"},
 }
 CALLERS = ("anonymous", "free_user", "paid_user", "admin")
 # The request field naming the user a SELF_OR_ADMIN RPC is about.
@@ -66,8 +85,7 @@ SUBJECT_FIELD = {"ListUserRoles": "user_id", "CheckRole": "user_id", "GetUser": 
 
 def _methods() -> Iterator[MethodDescriptor]:
     """Every method the server serves, from the registry the server itself registers."""
-    app = build_app(settings_for("postgresql://unused/unused"), "postgresql://unused/unused")
-    for binding in app.services:
+    for binding in served_bindings():
         yield from binding.descriptor.methods
 
 

@@ -77,7 +77,8 @@ def test_content_limit_counts_utf8_bytes() -> None:
 def test_document_mapping() -> None:
     now = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
     row = dict(
-        id=uuid.uuid4(), title="t", content="c", owner_id=uuid.uuid4(), is_public=True,
+        id=uuid.uuid4(), title="t", content="c", owner_id=uuid.uuid4(), project_id=None,
+        is_public=True,
         requires_paid_access=False, create_time=now, update_time=now, delete_time=None, version=3,
     )  # fmt: skip
     doc = mapping.document(row)  # type: ignore[arg-type]
@@ -94,7 +95,8 @@ def test_document_mapping() -> None:
 )
 def test_document_timestamps_match_the_shared_converter(moment: datetime) -> None:
     row = dict(
-        id=uuid.uuid4(), title="t", content="", owner_id=uuid.uuid4(), is_public=False,
+        id=uuid.uuid4(), title="t", content="", owner_id=uuid.uuid4(), project_id=None,
+        is_public=False,
         requires_paid_access=False, create_time=moment, update_time=moment,
         delete_time=moment, version=1,
     )  # fmt: skip

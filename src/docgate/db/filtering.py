@@ -1,7 +1,8 @@
 """The safety net from the seed design: every ORM statement run through a docgate session sees
-only the documents the session's caller may see.
+only the documents and projects the session's caller may see.
 
-The `do_orm_execute` listener adds `with_loader_criteria(Document, policy...)` to ORM SELECT,
+The `do_orm_execute` listener adds `with_loader_criteria(Document, policy...)` and
+`with_loader_criteria(Project, policy...)` to ORM SELECT,
 UPDATE and DELETE statements (the option propagates to relationship and column loads of the
 same statement, so those are skipped). The predicate comes from docgate.policy; the caller is
 the one the session carries (docgate.db.uow.principal_of). Admins may pass the execution option
@@ -15,9 +16,9 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import ORMExecuteState, with_loader_criteria
 
-from docgate.db.models import Document
+from docgate.db.models import Document, Project
 from docgate.db.uow import PRINCIPAL
-from docgate.policy import document_visibility
+from docgate.policy import document_visibility, project_visibility
 from docgate.principal import Principal
 
 SHOW_DELETED = "show_deleted"
@@ -43,5 +44,6 @@ def _apply_document_policy(state: ORMExecuteState) -> None:
     show_deleted = bool(state.execution_options.get(SHOW_DELETED, False))
     visible = document_visibility(principal, show_deleted=show_deleted)
     state.statement = state.statement.options(
-        with_loader_criteria(Document, visible, include_aliases=True)
+        with_loader_criteria(Document, visible, include_aliases=True),
+        with_loader_criteria(Project, project_visibility(principal), include_aliases=True),
     )

@@ -48,6 +48,7 @@ READ_COLUMNS: Final = (
     COLUMNS.title,
     COLUMNS.content,
     COLUMNS.owner_id,
+    COLUMNS.project_id,
     COLUMNS.is_public,
     COLUMNS.requires_paid_access,
     COLUMNS.create_time,
@@ -76,7 +77,7 @@ LIMIT: Final = "limit"
 AFTER_VALUE: Final = "after_value"
 AFTER_ID: Final = "after_id"
 QUERY: Final = "query"
-FILTERS: Final = ("owner_id", "is_public", "requires_paid_access", "owner_role")
+FILTERS: Final = ("owner_id", "project_id", "is_public", "requires_paid_access", "owner_role")
 
 
 def visible_to(principal: Principal, *, show_deleted: bool = False) -> ColumnElement[bool]:
@@ -128,8 +129,8 @@ def get_many(visible: ColumnElement[bool]) -> DocumentQuery:
 
 
 def _filter(name: str) -> ColumnElement[bool]:
-    if name == "owner_id":
-        return COLUMNS.owner_id == bindparam(name, type_=UUID(as_uuid=True))  # type: ignore[no-any-return]
+    if name in ("owner_id", "project_id"):
+        return COLUMNS[name] == bindparam(name, type_=UUID(as_uuid=True))  # type: ignore[no-any-return]
     if name in ("is_public", "requires_paid_access"):
         return COLUMNS[name] == bindparam(name, type_=Boolean)  # type: ignore[no-any-return]
     # owner_role: documents whose owner holds the role.

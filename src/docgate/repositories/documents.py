@@ -46,6 +46,7 @@ class NewDocument:
     is_public: bool
     requires_paid_access: bool
     request_id: uuid.UUID | None
+    project_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class ListQuery:
     page_token: str
     order_by: str  # a key of document_statements.ORDER_BY
     owner_id: uuid.UUID | None = None
+    project_id: uuid.UUID | None = None
     is_public: bool | None = None
     requires_paid_access: bool | None = None
     owner_role: str | None = None
@@ -62,9 +64,11 @@ class ListQuery:
 
     def fingerprint(self) -> str:
         """What a page token is bound to: everything that defines the result set."""
+        # project_id only when set, so tokens issued before the filter existed stay valid.
+        project = () if self.project_id is None else (("project", self.project_id),)
         return pagination.fingerprint(
             "list", self.order_by, self.owner_id, self.is_public,
-            self.requires_paid_access, self.owner_role, self.show_deleted,
+            self.requires_paid_access, self.owner_role, self.show_deleted, *project,
         )  # fmt: skip
 
     def filters(self) -> dict[str, Any]:
@@ -97,6 +101,7 @@ class DocumentRepository:
             is_public=new.is_public,
             requires_paid_access=new.requires_paid_access,
             request_id=new.request_id,
+            project_id=new.project_id,
         )
         if new.request_id is not None:
             stmt = stmt.on_conflict_do_nothing(constraint="uq_documents_owner_id_request_id")

@@ -14,11 +14,12 @@ from docgate.config import Settings
 from docgate.db.uow import UnitOfWork
 from docgate.repositories.document_statements import DEFAULT_ORDER_BY, ORDER_BY
 from docgate.repositories.documents import DocumentRepository, ListQuery, NewDocument
+from docgate.repositories.projects import ProjectRepository
 from docgate.v1 import documents_pb2, documents_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
 Document = documents_pb2.Document
-UPDATABLE_FIELDS = ("title", "content", "is_public", "requires_paid_access")
+UPDATABLE_FIELDS = ("title", "content", "is_public", "requires_paid_access", "project_id")
 
 
 class DocumentService(documents_pb2_grpc.DocumentServiceServicer):
@@ -36,8 +37,11 @@ class DocumentService(documents_pb2_grpc.DocumentServiceServicer):
             is_public=doc.is_public,
             requires_paid_access=doc.requires_paid_access,
             request_id=check.optional_id(request.request_id, "request_id"),
+            project_id=check.optional_id(doc.project_id, "document.project_id"),
         )
         async with self._uow.transaction() as session:
+            if new.project_id is not None:
+                await ProjectRepository(session).require_attachable(new.project_id)
             return await DocumentRepository(session).create(new)
 
     async def GetDocument(
@@ -64,6 +68,7 @@ class DocumentService(documents_pb2_grpc.DocumentServiceServicer):
             page_token=request.page_token,
             order_by=check.order_by(request.order_by, ORDER_BY, DEFAULT_ORDER_BY),
             owner_id=check.optional_id(request.owner_id, "owner_id"),
+            project_id=check.optional_id(request.project_id, "project_id"),
             is_public=request.is_public if request.HasField("is_public") else None,
             requires_paid_access=(
                 request.requires_paid_access if request.HasField("requires_paid_access") else None
@@ -103,7 +108,11 @@ class DocumentService(documents_pb2_grpc.DocumentServiceServicer):
             changes["is_public"] = doc.is_public
         if "requires_paid_access" in fields:
             changes["requires_paid_access"] = doc.requires_paid_access
+        if "project_id" in fields:  # empty: out of its project
+            changes["project_id"] = check.optional_id(doc.project_id, "document.project_id")
         async with self._uow.transaction() as session:
+            if changes.get("project_id") is not None:
+                await ProjectRepository(session).require_attachable(changes["project_id"])
             return await DocumentRepository(session).update(doc_id, changes, version)
 
     async def DeleteDocument(
