@@ -118,6 +118,12 @@ async def _print_demo(settings: Settings, app: App, seeded: bool, addr: str) -> 
         "docgate.v1.UserService/GetCurrentUser",
         f'  grpcurl -plaintext -H "authorization: Bearer $CAROL_TOKEN" {addr} '
         "docgate.v1.DocumentService/ListDocuments",
+        f'  grpcurl -plaintext -H "authorization: Bearer $CAROL_TOKEN" {addr} '
+        "docgate.v1.ProjectService/ListProjects",
+        f'  grpcurl -plaintext -H "authorization: Bearer $CAROL_TOKEN" -d \'{{"template": '
+        f'"{demo.DEMO_TEMPLATE}", "title": "Kick-off", "values": {{"topic": "Kick-off", '
+        '"date": "today", "attendees": "carol"}}\' '
+        f"{addr} docgate.v1.ProjectService/CreateDocumentFromTemplate",
         "",
     ]
     print("\n".join(lines), flush=True)

@@ -1,5 +1,6 @@
-"""Demo data for dev mode: three users, one per built-in role, and documents covering every
-flag combination. Seeded once, on the first start of an empty embedded database."""
+"""Demo data for dev mode: three users, one per built-in role, documents covering every flag
+combination, projects in every state with feedback, and one template. Seeded once, on the first
+start of an empty embedded database."""
 
 from __future__ import annotations
 
@@ -10,10 +11,21 @@ from datetime import UTC, datetime
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from docgate.db.models import Document, User
+from docgate.db.models import Document, Feedback, Project, Template, User
+from docgate.policy import ProjectState
 from docgate.repositories.users import UserRepository
 
 DEMO_USERS = (("alice", "admin"), ("bob", "paid_user"), ("carol", "free_user"))
+DEMO_TEMPLATE = "meeting-notes"
+_TEMPLATE_BODY = "# {{topic}}\n\nDate: {{date}}\nAttendees: {{attendees}}\n\n## Notes\n\n"
+# (owner, name, state, archived_from); bob's projects collect feedback from alice and carol.
+_PROJECTS = (
+    ("bob", "Website relaunch", ProjectState.ACTIVE, None),
+    ("bob", "Annual report", ProjectState.COMPLETED, None),
+    ("bob", "Next year's plan", ProjectState.DRAFT, None),
+    ("carol", "Old intranet", ProjectState.ARCHIVED, ProjectState.COMPLETED),
+)
+_FEEDBACK = (("alice", "Clear goals, good pace.", 4.5), ("carol", "Could use a timeline.", None))
 
 
 async def seed_if_empty(session: AsyncSession) -> bool:
@@ -45,4 +57,35 @@ async def seed_if_empty(session: AsyncSession) -> bool:
             }
         )
     await session.execute(insert(Document), rows)
+    await _seed_projects(session, dict(owners))
     return True
+
+
+async def _seed_projects(session: AsyncSession, users: dict[str, uuid.UUID]) -> None:
+    await session.execute(
+        insert(Template).values(
+            name=DEMO_TEMPLATE,
+            title="Meeting notes",
+            description="Notes of one meeting: fill in topic, date and attendees.",
+            body=_TEMPLATE_BODY,
+        )
+    )
+    for owner, name, state, archived_from in _PROJECTS:
+        project_id = await session.scalar(
+            insert(Project)
+            .values(name=name, owner_id=users[owner], state=state, archived_from=archived_from)
+            .returning(Project.id)
+        )
+        if state in (ProjectState.ACTIVE, ProjectState.COMPLETED):
+            await session.execute(
+                insert(Feedback),
+                [
+                    {
+                        "project_id": project_id,
+                        "author_id": users[author],
+                        "content": text,
+                        "score": score,
+                    }
+                    for author, text, score in _FEEDBACK
+                ],
+            )
