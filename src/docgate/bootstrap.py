@@ -18,11 +18,12 @@ from docgate.db.uow import UnitOfWork
 from docgate.edge.auth import AuthInterceptor
 from docgate.edge.errors import ErrorMappingInterceptor
 from docgate.edge.registry import ServiceBinding, method_paths
+from docgate.pagination import PageTokens
 from docgate.services.documents import DocumentService
 from docgate.services.projects import ProjectService
 from docgate.services.roles import RoleService
 from docgate.services.users import UserService
-from docgate.tokens import TokenVerifier
+from docgate.tokens import TokenVerifier, page_token_key
 from docgate.v1 import (
     documents_pb2,
     documents_pb2_grpc,
@@ -72,7 +73,7 @@ def build_app(settings: Settings, database_url: str) -> App:
     engine = create_engine(database_url, settings)
     sessions = create_session_factory(engine)
     install_document_policy(sessions)
-    uow = UnitOfWork(engine, sessions)
+    uow = UnitOfWork(engine, sessions, PageTokens(page_token_key(settings)))
     auth = AuthInterceptor(TokenVerifier(settings), uow)
     return App(
         settings=settings,

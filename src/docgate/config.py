@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = None
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
     token_ttl_seconds: int = Field(default=3600, ge=1)
+    # Key of the page tokens' MAC, shared by every process of a deployment. Unset with HS256:
+    # derived from jwt_secret under a label of its own; RS256/ES256 need it set.
+    page_token_secret: str | None = Field(default=None, min_length=32)
 
     # Documents.
     max_content_bytes: int = Field(default=1024 * 1024, ge=1)

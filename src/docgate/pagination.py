@@ -5,7 +5,7 @@ one) and fetches ``page_size + 1`` rows ordered by that key, starting strictly a
 `Keyset.start`; `Keyset.page` cuts the extra row off and makes the next token from the last row
 kept.
 
-A token is ``base64url(checksum(8) || json([version, query_fingerprint, sort_key]))``:
+A token is ``base64url(mac(16) || json([version, query_fingerprint, sort_key]))``:
 
 * ``sort_key`` is the ordering values of the last row of the previous page (ending with its id);
   the next page starts strictly after it, so rows never repeat or go missing between pages
@@ -13,10 +13,9 @@ A token is ``base64url(checksum(8) || json([version, query_fingerprint, sort_key
 * ``query_fingerprint`` binds the token to the request parameters that define the result set
   (order, filters, show_deleted, search query — not page_size): reusing it with other
   parameters is INVALID_ARGUMENT.
-* The checksum makes a damaged or hand-edited token INVALID_ARGUMENT instead of a silently
-  different position. It is not a secret MAC on purpose: a token carries no authority (every
-  page re-applies the caller's policy), so a forged one can only name a position the caller
-  could have asked for anyway.
+* The MAC (keyed BLAKE2b, `PageTokens`) makes a damaged, hand-edited or forged token
+  INVALID_ARGUMENT: a token carries no authority (every page re-applies the caller's policy),
+  but a forged sort key must not reach the database as a value nobody validated.
 """
 
 from __future__ import annotations
@@ -24,7 +23,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
+import math
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,9 +37,12 @@ from sqlalchemy import Select, tuple_
 
 from docgate.errors import InvalidArgument
 
-_VERSION: Final = 1
-_CHECKSUM_BYTES: Final = 8
-_MAX_TOKEN_LENGTH: Final = 2048
+_VERSION: Final = 2
+_MAC_BYTES: Final = 16
+# Every token docgate issues fits: the longest sort key is a 255-character title, at most 4
+# UTF-8 bytes a character (tests/unit/test_documents_units.py proves it over every script).
+_MAX_TOKEN_LENGTH: Final = 4096
+_MAX_TEXT_KEY: Final = 1024
 _PERSON: Final = b"docgate-page"
 
 JsonScalar = str | int | float | bool | None
@@ -50,44 +54,86 @@ def fingerprint(*parts: object) -> str:
     return hashlib.blake2b(body, digest_size=8, person=_PERSON).hexdigest()
 
 
-def _checksum(body: bytes) -> bytes:
-    return hashlib.blake2b(body, digest_size=_CHECKSUM_BYTES, person=_PERSON).digest()
-
-
-def encode(query_fingerprint: str, sort_key: list[JsonScalar]) -> str:
-    body = json.dumps([_VERSION, query_fingerprint, sort_key], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(_checksum(body) + body).rstrip(b"=").decode()
-
-
 def _invalid(message: str = "page_token is not valid") -> InvalidArgument:
     return InvalidArgument(message, field="page_token", reason="INVALID_PAGE_TOKEN")
 
 
-def decode(token: str, query_fingerprint: str) -> list[Any]:
-    """The sort key a token carries, checked against this request's fingerprint."""
-    if len(token) > _MAX_TOKEN_LENGTH:
-        raise _invalid()
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise _invalid() from exc
-    checksum, body = raw[:_CHECKSUM_BYTES], raw[_CHECKSUM_BYTES:]
-    if checksum != _checksum(body):
-        raise _invalid()
-    try:
-        version, bound_to, sort_key = json.loads(body)
-    except (ValueError, TypeError) as exc:
-        raise _invalid() from exc
-    if version != _VERSION or not isinstance(sort_key, list):
-        raise _invalid()
-    if bound_to != query_fingerprint:
-        raise _invalid("page_token belongs to a request with other parameters")
-    return sort_key
+def _no_constants(name: str) -> None:
+    raise ValueError(name)  # NaN and infinities are not JSON and never in a token we write
+
+
+class PageTokens:
+    """Writes and reads page tokens, authenticated with a keyed MAC (BLAKE2b under a server
+    secret every process of a deployment shares), so a token is either one this deployment
+    issued or INVALID_PAGE_TOKEN — a hand-made one cannot reach the database. What a token
+    carries is still validated by type and range on the way back (defence in depth)."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise ValueError("the page token key must be at least 16 bytes")
+        self._key = key[:64]
+
+    def _mac(self, body: bytes) -> bytes:
+        digest = hashlib.blake2b(body, digest_size=_MAC_BYTES, key=self._key, person=_PERSON)
+        return digest.digest()
+
+    def encode(self, query_fingerprint: str, sort_key: list[JsonScalar]) -> str:
+        body = json.dumps(
+            [_VERSION, query_fingerprint, sort_key],
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+        ).encode()
+        return base64.urlsafe_b64encode(self._mac(body) + body).rstrip(b"=").decode()
+
+    def decode(self, token: str, query_fingerprint: str) -> list[Any]:
+        """The sort key a token carries, checked against this request's fingerprint."""
+        if len(token) > _MAX_TOKEN_LENGTH:
+            raise _invalid()
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        except (binascii.Error, ValueError) as exc:
+            raise _invalid() from exc
+        mac, body = raw[:_MAC_BYTES], raw[_MAC_BYTES:]
+        if not hmac.compare_digest(mac, self._mac(body)):
+            raise _invalid()
+        try:
+            version, bound_to, sort_key = json.loads(body, parse_constant=_no_constants)
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise _invalid() from exc
+        if version != _VERSION or not isinstance(sort_key, list):
+            raise _invalid()
+        if bound_to != query_fingerprint:
+            raise _invalid("page_token belongs to a request with other parameters")
+        return sort_key
 
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
+# The datetimes PostgreSQL and Python share (years 1..9999), in microseconds from the epoch.
+_MIN_US: Final = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // _MICROSECOND
+_MAX_US: Final = (datetime(9999, 12, 31, tzinfo=UTC) - _EPOCH) // _MICROSECOND
 Row = TypeVar("Row")
+
+
+def _storable(value: str) -> bool:
+    """Text PostgreSQL can compare: bounded, no NUL, no lone surrogate."""
+    if len(value) > _MAX_TEXT_KEY or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
 SelectT = TypeVar("SelectT", bound="Select[*tuple[Any, ...]]")
 
 
@@ -109,11 +155,11 @@ class KeyKind(Enum):
         return str(value)
 
     def read(self, value: Any) -> Any:
-        if self is KeyKind.TEXT and isinstance(value, str):
+        if self is KeyKind.TEXT and isinstance(value, str) and _storable(value):
             return value
-        if self is KeyKind.TIMESTAMP and type(value) is int:
+        if self is KeyKind.TIMESTAMP and type(value) is int and _MIN_US <= value <= _MAX_US:
             return _EPOCH + value * _MICROSECOND
-        if self is KeyKind.NUMBER and type(value) in (int, float):
+        if self is KeyKind.NUMBER and type(value) in (int, float) and _finite(value):
             return float(value)
         if self is KeyKind.UUID and isinstance(value, str):
             try:
@@ -130,17 +176,20 @@ class Keyset:
 
     kinds: tuple[KeyKind, ...]
 
-    def start(self, page_token: str, query_fingerprint: str) -> tuple[Any, ...] | None:
+    def start(
+        self, tokens: PageTokens, page_token: str, query_fingerprint: str
+    ) -> tuple[Any, ...] | None:
         """The typed sort key this page starts after; None on the first page (no token)."""
         if not page_token:
             return None
-        values = decode(page_token, query_fingerprint)
+        values = tokens.decode(page_token, query_fingerprint)
         if len(values) != len(self.kinds):
             raise _invalid()
         return tuple(kind.read(value) for kind, value in zip(self.kinds, values, strict=True))
 
     def select(
         self,
+        tokens: PageTokens,
         stmt: SelectT,
         columns: Sequence[Any],
         page_token: str,
@@ -148,7 +197,7 @@ class Keyset:
         page_size: int,
     ) -> SelectT:
         """``stmt`` as one ascending keyset page over ``columns`` (the sort key's columns)."""
-        start = self.start(page_token, query_fingerprint)
+        start = self.start(tokens, page_token, query_fingerprint)
         if start is not None:
             stmt = stmt.where(tuple_(*columns) > tuple_(*start))
         return stmt.order_by(*columns).limit(self.limit(page_size))
@@ -160,6 +209,7 @@ class Keyset:
 
     def page(
         self,
+        tokens: PageTokens,
         rows: Sequence[Row],
         page_size: int,
         query_fingerprint: str,
@@ -170,4 +220,4 @@ class Keyset:
             return rows, ""
         last = key(rows[page_size - 1])
         values = [kind.write(value) for kind, value in zip(self.kinds, last, strict=True)]
-        return rows[:page_size], encode(query_fingerprint, values)
+        return rows[:page_size], tokens.encode(query_fingerprint, values)

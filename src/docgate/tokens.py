@@ -6,6 +6,8 @@ The accepted algorithm is fixed by configuration, never read from the token (RFC
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 import uuid
 from collections.abc import Callable
@@ -44,6 +46,23 @@ def _key(settings: Settings, key_file: Path | None, what: str) -> str:
     if len(settings.jwt_secret.encode()) < 32:
         raise KeyConfigurationError("DOCGATE_JWT_SECRET must be at least 32 bytes")
     return settings.jwt_secret
+
+
+_PAGE_TOKEN_LABEL = b"docgate page tokens v1"
+
+
+def page_token_key(settings: Settings) -> bytes:
+    """The page tokens' MAC key: DOCGATE_PAGE_TOKEN_SECRET, else (HS256) derived from the JWT
+    secret with a label of its own, so the JWT key itself never signs anything but JWTs and
+    every process of a deployment, after any restart, agrees on it."""
+    if settings.page_token_secret:
+        return hashlib.sha256(settings.page_token_secret.encode()).digest()
+    if settings.jwt_algorithm != "HS256":
+        raise KeyConfigurationError(
+            f"DOCGATE_PAGE_TOKEN_SECRET is required with {settings.jwt_algorithm}"
+        )
+    secret = _key(settings, None, "SECRET").encode()
+    return hmac.new(secret, _PAGE_TOKEN_LABEL, hashlib.sha256).digest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Pure pieces of the DocumentService: page tokens, request checks, document mapping."""
+"""Pure pieces of the DocumentService: request checks, document mapping."""
 
 from __future__ import annotations
 
@@ -9,36 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from docgate import mapping, pagination
+from docgate import mapping
 from docgate import validation as check
 from docgate.errors import InvalidArgument
 from docgate.services.documents import UPDATABLE_FIELDS
-
-KEYS = st.lists(st.one_of(st.text(), st.integers(), st.floats(allow_nan=False)), max_size=3)
-
-
-@given(fingerprint=st.text(max_size=20), key=KEYS)
-def test_token_round_trip(fingerprint: str, key: list[object]) -> None:
-    assert pagination.decode(pagination.encode(fingerprint, key), fingerprint) == key  # type: ignore[arg-type]
-
-
-@given(key=KEYS, position=st.integers(min_value=0), bit=st.integers(min_value=0, max_value=7))
-def test_any_flipped_bit_is_refused(key: list[object], position: int, bit: int) -> None:
-    import base64
-
-    token = pagination.encode("fp", key)  # type: ignore[arg-type]
-    raw = bytearray(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    raw[position % len(raw)] ^= 1 << bit
-    tampered = base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("=")
-    with pytest.raises(InvalidArgument) as caught:
-        pagination.decode(tampered, "fp")
-    assert caught.value.reason == "INVALID_PAGE_TOKEN"
-
-
-def test_token_of_other_query_is_refused() -> None:
-    token = pagination.encode(pagination.fingerprint("list", "a"), [1, "x"])
-    with pytest.raises(InvalidArgument):
-        pagination.decode(token, pagination.fingerprint("list", "b"))
 
 
 @pytest.mark.parametrize(("given_size", "used"), [(0, 50), (1, 1), (500, 500), (501, 500)])
@@ -103,38 +77,3 @@ def test_document_timestamps_match_the_shared_converter(moment: datetime) -> Non
     doc = mapping.document(row)  # type: ignore[arg-type]
     expected = mapping.timestamp(moment)
     assert doc.create_time == doc.update_time == doc.delete_time == expected
-
-
-@given(
-    moment=st.datetimes(
-        min_value=datetime(1970, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
-    ),
-    ident=st.uuids(),
-    name=st.text(max_size=30),
-    rank=st.floats(allow_nan=False, allow_infinity=False, width=32),
-)
-def test_keyset_round_trips_every_key_kind(
-    moment: datetime, ident: uuid.UUID, name: str, rank: float
-) -> None:
-    kinds = (
-        pagination.KeyKind.TIMESTAMP,
-        pagination.KeyKind.TEXT,
-        pagination.KeyKind.NUMBER,
-        pagination.KeyKind.UUID,
-    )
-    keyset = pagination.Keyset(kinds)
-    rows = [(moment, name, rank, ident), (moment, name, rank, uuid.uuid4())]
-    kept, token = keyset.page(rows, 1, "fp", lambda row: row)
-    assert list(kept) == rows[:1]
-    assert keyset.start(token, "fp") == (moment, name, rank, ident)
-    assert keyset.page(rows, 2, "fp", lambda row: row) == (rows, "")
-    assert keyset.start("", "fp") is None
-
-
-def test_keyset_refuses_a_token_of_another_shape() -> None:
-    token = pagination.encode("fp", ["not-a-uuid"])
-    with pytest.raises(InvalidArgument) as caught:
-        pagination.Keyset((pagination.KeyKind.UUID,)).start(token, "fp")
-    assert caught.value.reason == "INVALID_PAGE_TOKEN"
-    with pytest.raises(InvalidArgument):
-        pagination.Keyset((pagination.KeyKind.TEXT, pagination.KeyKind.UUID)).start(token, "fp")

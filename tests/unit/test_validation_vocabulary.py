@@ -34,7 +34,11 @@ CASES: list[tuple[str, Callable[[], object], str]] = [
         "score",
     ),
     ("timestamp", lambda: validation.timestamp(Timestamp(nanos=-1), "expire_time"), "expire_time"),
-    ("page_token", lambda: pagination.Keyset(()).start("garbage", "fp"), "page_token"),
+    (
+        "page_token",
+        lambda: pagination.Keyset(()).start(pagination.PageTokens(b"k" * 32), "garbage", "fp"),
+        "page_token",
+    ),
 ]
 
 

@@ -32,10 +32,12 @@ from sqlalchemy.orm import Session
 
 from docgate.db.errors import database_errors
 from docgate.errors import Unauthenticated
+from docgate.pagination import PageTokens
 from docgate.principal import Principal, current_principal
 
 TRANSACTION_ISOLATION: Final = "READ COMMITTED"
-PRINCIPAL: Final = "docgate.principal"  # the session.info key
+PRINCIPAL: Final = "docgate.principal"  # the session.info keys
+PAGE_TOKENS: Final = "docgate.page_tokens"
 
 
 def principal_of(session: AsyncSession | Session) -> Principal:
@@ -44,6 +46,15 @@ def principal_of(session: AsyncSession | Session) -> Principal:
     if not isinstance(principal, Principal):
         raise Unauthenticated("missing or invalid credentials")
     return principal
+
+
+def page_tokens(session: AsyncSession | Session) -> PageTokens:
+    """The deployment's page token codec (its key is configuration, handed to every session
+    by the unit of work like the caller is)."""
+    tokens = session.info.get(PAGE_TOKENS)
+    if not isinstance(tokens, PageTokens):
+        raise RuntimeError("a session not opened by docgate's unit of work")
+    return tokens
 
 
 @dataclass
@@ -60,14 +71,20 @@ _scope: ContextVar[_RpcScope | None] = ContextVar("docgate_rpc_scope", default=N
 
 class UnitOfWork:
     def __init__(
-        self, engine: AsyncEngine, session_factory: async_sessionmaker[AsyncSession]
+        self,
+        engine: AsyncEngine,
+        session_factory: async_sessionmaker[AsyncSession],
+        tokens: PageTokens,
     ) -> None:
         self._engine = engine
         self._session_factory = session_factory
+        self._tokens = tokens
 
     def _session(self, connection: AsyncConnection, principal: Principal | None) -> AsyncSession:
         who = principal if principal is not None else current_principal()
-        return self._session_factory(bind=connection, info={PRINCIPAL: who})
+        return self._session_factory(
+            bind=connection, info={PRINCIPAL: who, PAGE_TOKENS: self._tokens}
+        )
 
     @asynccontextmanager
     async def rpc(self) -> AsyncIterator[AsyncConnection]:

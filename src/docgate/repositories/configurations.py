@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from docgate import mapping, pagination
 from docgate.db.models import Configuration
+from docgate.db.uow import page_tokens
 from docgate.errors import AlreadyExists, configuration_not_found
 from docgate.repositories.roles import BY_NAME
 from docgate.v1 import roles_pb2
@@ -54,9 +55,13 @@ class ConfigurationRepository:
         bound_to = pagination.fingerprint("configurations")
         columns = [Configuration.name]
         stmt = select(*CONFIGURATION_COLUMNS)
-        stmt = BY_NAME.select(stmt, columns, page_token, bound_to, page_size)
+        stmt = BY_NAME.select(
+            page_tokens(self._session), stmt, columns, page_token, bound_to, page_size
+        )
         rows = (await self._session.execute(stmt)).all()
-        kept, next_token = BY_NAME.page(rows, page_size, bound_to, lambda row: (row.name,))
+        kept, next_token = BY_NAME.page(
+            page_tokens(self._session), rows, page_size, bound_to, lambda row: (row.name,)
+        )
         return roles_pb2.ListConfigurationsResponse(
             configurations=[mapping.configuration(**row._asdict()) for row in kept],
             next_page_token=next_token,

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from docgate import mapping, pagination, policy
 from docgate.db.filtering import SHOW_DELETED
 from docgate.db.models import Document
-from docgate.db.uow import principal_of
+from docgate.db.uow import page_tokens, principal_of
 from docgate.errors import Aborted, AlreadyExists, PermissionDenied, document_not_found
 from docgate.pagination import KeyKind, Keyset
 from docgate.repositories import document_statements as sql
@@ -133,14 +133,18 @@ class DocumentRepository:
     async def list(self, query: ListQuery) -> documents_pb2.ListDocumentsResponse:
         column, _ = sql.ORDER_BY[query.order_by]
         keyset, fingerprint = _KEYSETS[column], query.fingerprint()
-        after = _after(keyset.start(query.page_token, fingerprint))
+        after = _after(keyset.start(page_tokens(self._session), query.page_token, fingerprint))
         visible = sql.visible_to(self._principal, show_deleted=query.show_deleted)
         filters = query.filters()
         page = sql.list_page(visible, query.order_by, frozenset(filters), bool(after))
         limit = {sql.LIMIT: keyset.limit(query.page_size)}
         rows = await page.fetch(self._session, self._principal, **filters, **after, **limit)
         kept, next_token = keyset.page(
-            rows, query.page_size, fingerprint, lambda row: (row[column], row["id"])
+            page_tokens(self._session),
+            rows,
+            query.page_size,
+            fingerprint,
+            lambda row: (row[column], row["id"]),
         )
         response = documents_pb2.ListDocumentsResponse(
             documents=[mapping.document(row) for row in kept], next_page_token=next_token
@@ -156,12 +160,16 @@ class DocumentRepository:
         self, text: str, page_size: int, page_token: str
     ) -> documents_pb2.SearchDocumentsResponse:
         fingerprint = pagination.fingerprint("search", text)
-        after = _after(_SEARCH_KEYSET.start(page_token, fingerprint))
+        after = _after(_SEARCH_KEYSET.start(page_tokens(self._session), page_token, fingerprint))
         search = sql.search_page(sql.visible_to(self._principal), bool(after))
         values = {sql.QUERY: text, sql.LIMIT: _SEARCH_KEYSET.limit(page_size)}
         rows = await search.fetch(self._session, self._principal, **after, **values)
         kept, next_token = _SEARCH_KEYSET.page(
-            rows, page_size, fingerprint, lambda row: (row["rank"], row["id"])
+            page_tokens(self._session),
+            rows,
+            page_size,
+            fingerprint,
+            lambda row: (row["rank"], row["id"]),
         )
         return documents_pb2.SearchDocumentsResponse(
             documents=[mapping.document(row) for row in kept], next_page_token=next_token

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from docgate import mapping, pagination
 from docgate.db.models import Feedback, Project
-from docgate.db.uow import principal_of
+from docgate.db.uow import page_tokens, principal_of
 from docgate.errors import FailedPrecondition, PermissionDenied, feedback_not_found
 from docgate.pagination import KeyKind, Keyset
 from docgate.policy import ProjectState
@@ -60,13 +60,17 @@ class FeedbackRepository:
         await self._projects.require_visible(project_id)
         fingerprint = pagination.fingerprint("feedback", project_id)
         stmt = select(_FEEDBACK).where(Feedback.project_id == project_id)
-        start = _NEWEST_FIRST.start(page_token, fingerprint)
+        start = _NEWEST_FIRST.start(page_tokens(self._session), page_token, fingerprint)
         if start is not None:
             stmt = stmt.where(tuple_(Feedback.create_time, Feedback.id) < tuple_(*start))
         stmt = stmt.order_by(Feedback.create_time.desc(), Feedback.id.desc())
         rows = (await self._session.execute(stmt.limit(_NEWEST_FIRST.limit(page_size)))).all()
         kept, next_token = _NEWEST_FIRST.page(
-            rows, page_size, fingerprint, lambda row: (row.create_time, row.id)
+            page_tokens(self._session),
+            rows,
+            page_size,
+            fingerprint,
+            lambda row: (row.create_time, row.id),
         )
         return projects_pb2.ListFeedbackResponse(
             feedback=[mapping.feedback(row._mapping) for row in kept], next_page_token=next_token

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from docgate import mapping, pagination
 from docgate.db.models import Role, User, UserRole
+from docgate.db.uow import page_tokens
 from docgate.errors import FailedPrecondition, user_not_found
 from docgate.pagination import KeyKind, Keyset
 from docgate.principal import ADMIN
@@ -103,9 +104,13 @@ class MembershipRepository:
         rid = await role_id(self._session, role)
         bound_to = pagination.fingerprint("role_members", role)
         stmt = select(UserRole.user_id, UserRole.assigned_at).where(UserRole.role_id == rid)
-        stmt = _BY_USER_ID.select(stmt, [UserRole.user_id], page_token, bound_to, page_size)
+        stmt = _BY_USER_ID.select(
+            page_tokens(self._session), stmt, [UserRole.user_id], page_token, bound_to, page_size
+        )
         rows = (await self._session.execute(stmt)).all()
-        kept, next_token = _BY_USER_ID.page(rows, page_size, bound_to, lambda r: (r.user_id,))
+        kept, next_token = _BY_USER_ID.page(
+            page_tokens(self._session), rows, page_size, bound_to, lambda r: (r.user_id,)
+        )
         return roles_pb2.ListRoleMembersResponse(
             memberships=[
                 mapping.membership(user_id=row.user_id, role=role, assigned_at=row.assigned_at)

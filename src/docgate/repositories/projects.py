@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from docgate import mapping, pagination, policy
 from docgate.db.models import Feedback, Project
-from docgate.db.uow import principal_of
+from docgate.db.uow import page_tokens, principal_of
 from docgate.errors import Aborted, FailedPrecondition, PermissionDenied, project_not_found
 from docgate.pagination import KeyKind, Keyset
 from docgate.policy import ProjectState, StateChange
@@ -125,7 +125,7 @@ class ProjectRepository:
             stmt = stmt.where(Project.state == query.state)
         if query.owner_id is not None:
             stmt = stmt.where(Project.owner_id == query.owner_id)
-        start = keyset.start(query.page_token, fingerprint)
+        start = keyset.start(page_tokens(self._session), query.page_token, fingerprint)
         if start is not None:
             keys, bound = tuple_(sort, Project.id), tuple_(*start)
             stmt = stmt.where(keys < bound if descending else keys > bound)
@@ -133,7 +133,11 @@ class ProjectRepository:
         stmt = stmt.add_columns(sort.label("sort_key")).order_by(*order)
         rows = (await self._session.execute(stmt.limit(keyset.limit(query.page_size)))).all()
         kept, next_token = keyset.page(
-            rows, query.page_size, fingerprint, lambda row: (row.sort_key, row.id)
+            page_tokens(self._session),
+            rows,
+            query.page_size,
+            fingerprint,
+            lambda row: (row.sort_key, row.id),
         )
         return projects_pb2.ListProjectsResponse(
             projects=[mapping.project(row._mapping) for row in kept], next_page_token=next_token

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from docgate import mapping, pagination
 from docgate.db.models import Role
+from docgate.db.uow import page_tokens
 from docgate.errors import AlreadyExists, FailedPrecondition, role_not_found
 from docgate.pagination import KeyKind, Keyset
 from docgate.v1 import roles_pb2
@@ -71,9 +72,13 @@ class RoleRepository:
 
     async def list_page(self, page_size: int, page_token: str) -> roles_pb2.ListRolesResponse:
         bound_to = pagination.fingerprint("roles")
-        stmt = BY_NAME.select(_roles(), [Role.name], page_token, bound_to, page_size)
+        stmt = BY_NAME.select(
+            page_tokens(self._session), _roles(), [Role.name], page_token, bound_to, page_size
+        )
         rows = (await self._session.execute(stmt)).all()
-        kept, next_token = BY_NAME.page(rows, page_size, bound_to, lambda row: (row.name,))
+        kept, next_token = BY_NAME.page(
+            page_tokens(self._session), rows, page_size, bound_to, lambda row: (row.name,)
+        )
         return roles_pb2.ListRolesResponse(
             roles=[mapping.role(**row._asdict()) for row in kept], next_page_token=next_token
         )

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from docgate import mapping, pagination
 from docgate.db.models import Template
+from docgate.db.uow import page_tokens
 from docgate.errors import Aborted, AlreadyExists, template_not_found
 from docgate.repositories.roles import BY_NAME
 from docgate.v1 import projects_pb2
@@ -51,9 +52,13 @@ class TemplateRepository:
     async def list(self, page_size: int, page_token: str) -> projects_pb2.ListTemplatesResponse:
         fingerprint = pagination.fingerprint("templates")
         name = _TEMPLATES.c.name
-        stmt = BY_NAME.select(select(*_LISTED), [name], page_token, fingerprint, page_size)
+        stmt = BY_NAME.select(
+            page_tokens(self._session), select(*_LISTED), [name], page_token, fingerprint, page_size
+        )
         rows = (await self._session.execute(stmt)).all()
-        kept, next_token = BY_NAME.page(rows, page_size, fingerprint, lambda row: (row.name,))
+        kept, next_token = BY_NAME.page(
+            page_tokens(self._session), rows, page_size, fingerprint, lambda row: (row.name,)
+        )
         return projects_pb2.ListTemplatesResponse(
             templates=[mapping.template(row._mapping, with_body=False) for row in kept],
             next_page_token=next_token,

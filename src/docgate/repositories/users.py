@@ -26,6 +26,7 @@ from docgate import mapping, pagination
 from docgate.db.filtering import SHOW_DELETED
 from docgate.db.models import Document, Role, User, UserRole
 from docgate.db.prepared import PreparedQuery
+from docgate.db.uow import page_tokens
 from docgate.errors import user_not_found, user_owns_documents
 from docgate.repositories.memberships import guard_last_admin, require_user
 from docgate.repositories.roles import BY_NAME, role_id, role_ids
@@ -105,7 +106,9 @@ class UserRepository:
     ) -> users_pb2.ListUsersResponse:
         """One statement per page: filters, keyset on username and the role aggregate."""
         bound_to = pagination.fingerprint("users", role, without_roles, is_active)
-        BY_NAME.start(page_token, bound_to)  # a bad token is refused before any SQL
+        BY_NAME.start(
+            page_tokens(self._session), page_token, bound_to
+        )  # a bad token is refused before any SQL
         # An alias: the subqueries must not correlate with the outer-joined user_roles.
         member = aliased(UserRole)
         stmt = users_with_roles()
@@ -116,9 +119,13 @@ class UserRepository:
             stmt = stmt.where(~exists().where(member.user_id == User.id))
         if is_active is not None:
             stmt = stmt.where(User.is_active.is_(is_active))
-        stmt = BY_NAME.select(stmt, [User.username], page_token, bound_to, page_size)
+        stmt = BY_NAME.select(
+            page_tokens(self._session), stmt, [User.username], page_token, bound_to, page_size
+        )
         rows = (await self._session.execute(stmt)).all()
-        kept, next_token = BY_NAME.page(rows, page_size, bound_to, lambda row: (row.username,))
+        kept, next_token = BY_NAME.page(
+            page_tokens(self._session), rows, page_size, bound_to, lambda row: (row.username,)
+        )
         return users_pb2.ListUsersResponse(
             users=[mapping.user(**row._asdict()) for row in kept], next_page_token=next_token
         )
