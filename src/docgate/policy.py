@@ -134,6 +134,15 @@ def require_admin(principal: Principal) -> None:
         raise PermissionDenied(_DENIED, reason="METHOD_NOT_ALLOWED")
 
 
+def check_owner_role_filter(principal: Principal, role: str) -> None:
+    """ListDocuments owner_role: any role for admins, else only a role the caller holds —
+    otherwise the filter would tell who holds a role, which CheckRole refuses to."""
+    if not (principal.is_admin or role in principal.roles):
+        raise PermissionDenied(
+            "owner_role may name only a role you hold", reason="OWNER_ROLE_NOT_HELD"
+        )
+
+
 def subject_user_id(principal: Principal, raw: str, field: str) -> uuid.UUID:
     """The user a SELF_OR_ADMIN request is about. A non-admin asking about anyone else, or
     about no valid id at all, is PERMISSION_DENIED; an admin's malformed id is

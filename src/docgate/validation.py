@@ -109,10 +109,14 @@ def slug(value: str, field: str, reason: str) -> str:
 
 
 def title(value: str, field: str = "title", *, max_length: int = 255) -> str:
+    """Trimmed; 1 to ``max_length`` characters after trimming, so never blank."""
     _no_nul(value, field, "INVALID_TITLE")
+    value = value.strip()
     if not 1 <= len(value) <= max_length:
         raise InvalidArgument(
-            f"{field} must be 1 to {max_length} characters", field=field, reason="INVALID_TITLE"
+            f"{field} must be 1 to {max_length} characters, not only spaces",
+            field=field,
+            reason="INVALID_TITLE",
         )
     return value
 
@@ -208,6 +212,19 @@ def parse_etag(value: str, field: str = "etag") -> int | None:
             f"{field} is not one this service issued", field=field, reason="INVALID_ETAG"
         )
     return int(match.group(1))
+
+
+def update_etag(request_etag: str, resource_etag: str, resource: str) -> int | None:
+    """The version an Update is conditioned on: the request's ``etag`` or the resource's own
+    (``<resource>.etag``, where AIP-154 puts it). Both set and different is ambiguous."""
+    if request_etag and resource_etag and request_etag != resource_etag:
+        raise InvalidArgument(
+            f"etag and {resource}.etag differ; send one of them",
+            field=f"{resource}.etag",
+            reason="CONFLICTING_ETAGS",
+        )
+    field = "etag" if request_etag else f"{resource}.etag"
+    return parse_etag(request_etag or resource_etag, field)
 
 
 def positive(value: int, field: str, reason: str) -> int:

@@ -2,7 +2,7 @@
 
 Hypothesis draws small worlds: users with random role sets (none, one, several, custom roles),
 documents with random owners, flags, deletion, times and titles. Each world is scoped by a role
-made for it and given to every owner, so `owner_role=<marker>` lists exactly this world's
+made for it and given to every caller, so `owner_role=<marker>` lists exactly this world's
 documents whatever else the shared database holds; its documents all contain a marker word for
 Search. Every call goes through the real gRPC server.
 """
@@ -111,19 +111,20 @@ async def custom_roles(app: App) -> None:
 async def _build(
     app: App, role_sets: list[frozenset[str]], docs: list[Doc]
 ) -> tuple[list[Caller], str, str]:
-    """Users, a marker role for the owners, the documents (with a marker word)."""
+    """Users, a marker role for every caller (owner_role names only a role the caller holds;
+    only owners' documents carry it, and a custom role changes no one's visibility), the
+    documents (with a marker word)."""
     callers = [Caller(await make_user(app, *roles), roles) for roles in role_sets]
     marker, word = unique("m"), unique("w")
-    owners = {d.owner for d in docs}
     with acting_as(SYSTEM):
         async with app.uow.transaction() as session:
             role_id = (
                 await session.execute(insert(Role).values(name=marker).returning(Role.id))
             ).scalar_one()
-            if owners:
+            if callers:
                 await session.execute(
                     insert(UserRole),
-                    [{"user_id": callers[i].user.id, "role_id": role_id} for i in owners],
+                    [{"user_id": caller.user.id, "role_id": role_id} for caller in callers],
                 )
             for d in docs:
                 d.id = (

@@ -121,7 +121,9 @@ async def test_page_tokens_are_bound_and_tamper_evident(app: App, stub: Stub) ->
         pb.ListDocumentsRequest(page_token=token),
         pb.ListDocumentsRequest(owner_id=str(alice.id), order_by="title", page_token=token),
         pb.ListDocumentsRequest(owner_id=str(alice.id), is_public=False, page_token=token),
-        pb.ListDocumentsRequest(owner_id=str(alice.id), owner_role="admin", page_token=token),
+        pb.ListDocumentsRequest(
+            owner_id=str(alice.id), requires_paid_access=False, page_token=token
+        ),
     ]
     for request in reuses:
         await fails(

@@ -196,7 +196,10 @@ class ListDocumentsRequest(_message.Message):
     is_public: _builtins.bool
     requires_paid_access: _builtins.bool
     owner_role: _builtins.str
-    """Documents whose owner has this role."""
+    """Documents whose owner has this role. Admins may name any role; anyone else only a role they
+    hold themselves (else PERMISSION_DENIED, OWNER_ROLE_NOT_HELD): who holds a role is an
+    admin's question (CheckRole, ListRoleMembers), and the filter must not answer it.
+    """
     show_deleted: _builtins.bool
     """Admin only: include soft-deleted documents."""
     include_total_size: _builtins.bool

@@ -81,6 +81,15 @@ def _is_disconnect(exc: BaseException) -> bool:
     return False
 
 
+def _stale_cached_statement(exc: BaseException) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, asyncpg.exceptions.InvalidCachedStatementError):
+            return True
+        cause = cause.__cause__
+    return False
+
+
 def _statement_deletes(exc: BaseException) -> bool:
     statement = getattr(exc, "statement", None) or ""
     return statement.lstrip().upper().startswith("DELETE")
@@ -88,7 +97,9 @@ def _statement_deletes(exc: BaseException) -> bool:
 
 def translate(exc: BaseException) -> DocgateError | None:
     """The domain error ``exc`` means, or None when it is not a database condition we name."""
-    if isinstance(exc, sa_exc.TimeoutError):  # pool checkout timed out
+    if isinstance(exc, sa_exc.TimeoutError) or _stale_cached_statement(exc):
+        # A pool checkout timed out; or a statement asyncpg prepared before an online schema
+        # change (asyncpg drops it and prepares afresh next time): both retryable.
         return errors.database_unavailable()
     driver_error = _driver_error(exc)
     sqlstate = str(getattr(driver_error, "sqlstate", "") or "")

@@ -4,7 +4,8 @@ Domain errors keep their code and message and gain a google.rpc.ErrorInfo (domai
 Database errors were already translated into domain errors at the database boundary
 (docgate.db.errors), so this edge maps only docgate's own errors. Anything else is a bug:
 logged with its traceback and answered INTERNAL with a generic message, never the exception
-text. A client's cancellation and grpc's own AbortError pass through untouched.
+text; a NotImplementedError is UNIMPLEMENTED. A client's cancellation and grpc's own
+AbortError pass through untouched.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ async def statuses(context: Context) -> AsyncIterator[None]:
         raise
     except DocgateError as error:
         await abort(context, status_for(error))
+    except NotImplementedError:  # e.g. grpc.health.v1.Health/List in grpcio-health-checking
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "method not implemented")
     except Exception:
         log.exception("unhandled error")
         await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)

@@ -9,9 +9,11 @@ from typing import Any
 import grpc.aio
 from google.protobuf import empty_pb2
 
+from docgate import policy
 from docgate import validation as check
 from docgate.config import Settings
 from docgate.db.uow import UnitOfWork
+from docgate.principal import require_principal
 from docgate.repositories.document_statements import DEFAULT_ORDER_BY, ORDER_BY
 from docgate.repositories.documents import DocumentRepository, ListQuery, NewDocument
 from docgate.repositories.projects import ProjectRepository
@@ -73,14 +75,20 @@ class DocumentService(documents_pb2_grpc.DocumentServiceServicer):
             requires_paid_access=(
                 request.requires_paid_access if request.HasField("requires_paid_access") else None
             ),
-            owner_role=(
-                check.role_name(request.owner_role, "owner_role") if request.owner_role else None
-            ),
+            owner_role=self._owner_role(request.owner_role),
             show_deleted=request.show_deleted,
             include_total_size=request.include_total_size,
         )
         async with self._uow.read() as session:
             return await DocumentRepository(session).list(query)
+
+    @staticmethod
+    def _owner_role(value: str) -> str | None:
+        if not value:
+            return None
+        role = check.role_name(value, "owner_role")
+        policy.check_owner_role_filter(require_principal(), role)
+        return role
 
     async def SearchDocuments(
         self, request: documents_pb2.SearchDocumentsRequest, context: Context
@@ -95,7 +103,7 @@ class DocumentService(documents_pb2_grpc.DocumentServiceServicer):
     ) -> Document:
         doc_id = check.parse_id(request.document.id, "document.id")
         fields = check.update_mask(request.update_mask.paths, UPDATABLE_FIELDS, wildcard=True)
-        version = check.parse_etag(request.etag)
+        version = check.update_etag(request.etag, request.document.etag, "document")
         doc = request.document
         changes: dict[str, Any] = {}
         if "title" in fields:

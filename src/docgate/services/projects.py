@@ -95,7 +95,7 @@ class ProjectService(projects_pb2_grpc.ProjectServiceServicer):
     ) -> Project:
         project_id = check.parse_id(request.project.id, "project.id")
         paths = check.update_mask(request.update_mask.paths, PROJECT_PATHS, wildcard=True)
-        version = check.parse_etag(request.etag)
+        version = check.update_etag(request.etag, request.project.etag, "project")
         changes = {}
         if "name" in paths:
             changes["name"] = _name(request.project.name)
@@ -219,7 +219,7 @@ class ProjectService(projects_pb2_grpc.ProjectServiceServicer):
     ) -> projects_pb2.Template:
         name = check.slug(request.template.name, "template.name", "INVALID_TEMPLATE_NAME")
         paths = check.update_mask(request.update_mask.paths, TEMPLATE_PATHS, wildcard=True)
-        version = check.parse_etag(request.etag)
+        version = check.update_etag(request.etag, request.template.etag, "template")
         changes = self._template_fields(request.template, paths)
         async with self._uow.transaction() as session:
             return await TemplateRepository(session).update(name, changes, version)

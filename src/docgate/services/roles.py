@@ -114,7 +114,7 @@ class RoleService(roles_pb2_grpc.RoleServiceServicer):
         self, request: roles_pb2.CreateConfigurationRequest, context: Context
     ) -> roles_pb2.Configuration:
         name = validation.text(
-            request.name, "name", max_length=MAX_CONFIGURATION_NAME_LENGTH, required=True
+            request.name.strip(), "name", max_length=MAX_CONFIGURATION_NAME_LENGTH, required=True
         )
         description = _description(request.description)
         async with self._uow.transaction() as session:
