@@ -172,3 +172,11 @@ def template_not_found(name: str) -> NotFound:
     return NotFound(
         f"template {name!r} not found", reason="TEMPLATE_NOT_FOUND", metadata={"template": name}
     )
+
+
+def request_id_reused() -> InvalidArgument:
+    return InvalidArgument(
+        "request_id was already used for a different request; use a new request_id",
+        field="request_id",
+        reason="REQUEST_ID_REUSED",
+    )

@@ -124,13 +124,32 @@ class TokenVerifier:
                 leeway=self._leeway,
                 options={"require": _REQUIRED, "strict_aud": self._audience is not None},
             )
+            _numeric_date(claims["iat"])
             return _Verified(
-                user_id=uuid.UUID(str(claims["sub"])),
-                not_before=float(claims.get("nbf", float("-inf"))),
-                expires=float(claims["exp"]),
+                user_id=_canonical_user_id(claims["sub"]),
+                not_before=_numeric_date(claims.get("nbf", float("-inf"))),
+                expires=_numeric_date(claims["exp"]),
             )
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise Unauthenticated(GENERIC_MESSAGE) from exc
+
+
+def _numeric_date(value: Any) -> float:
+    """RFC 7519 NumericDate: a JSON number, never a string or a boolean."""
+    if type(value) not in (int, float):
+        raise ValueError("not a NumericDate")
+    return float(value)
+
+
+def _canonical_user_id(value: Any) -> uuid.UUID:
+    """``sub`` exactly as docgate mints it: a lower-case hyphenated UUID (StringOrURI values
+    compare case-sensitively; braces, urn:uuid: and upper case are other strings)."""
+    if not isinstance(value, str):
+        raise ValueError("sub is not a string")
+    user_id = uuid.UUID(value)
+    if str(user_id) != value:
+        raise ValueError("sub is not a canonical UUID")
+    return user_id
 
 
 class TokenMinter:

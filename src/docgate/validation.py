@@ -6,6 +6,7 @@ ErrorInfo metadata, and in the message), with a machine-readable reason.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import uuid
@@ -13,6 +14,7 @@ from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 from typing import Final
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from docgate.errors import InvalidArgument
@@ -225,6 +227,12 @@ def update_etag(request_etag: str, resource_etag: str, resource: str) -> int | N
         )
     field = "etag" if request_etag else f"{resource}.etag"
     return parse_etag(request_etag or resource_etag, field)
+
+
+def request_digest(request: Message) -> bytes:
+    """What identifies a create request for request_id replays (AIP-155): the whole request
+    message, serialized deterministically."""
+    return hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
 
 
 def positive(value: int, field: str, reason: str) -> int:

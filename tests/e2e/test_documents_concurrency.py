@@ -12,7 +12,7 @@ from docgate.v1 import documents_pb2 as pb
 from google.protobuf import field_mask_pb2
 
 from docgate.bootstrap import App
-from tests.conformance.support import DEADLINE, Stub, create, raw_documents
+from tests.conformance.support import DEADLINE, Stub, create, fails, raw_documents
 from tests.support import make_user
 
 
@@ -88,12 +88,18 @@ async def test_ten_concurrent_creates_with_one_request_id_make_one_row(
     alice = await make_user(app)
     request_id = str(uuid.uuid4())
     replies = await asyncio.gather(
-        *(create(stub, alice, request_id=request_id, title=f"try {i}") for i in range(10))
+        *(create(stub, alice, request_id=request_id, title="same request") for _ in range(10))
     )
     assert len({r.id for r in replies}) == 1
     assert len({r.SerializeToString() for r in replies}) == 1
-    retry = await create(stub, alice, request_id=request_id, title="later retry")
+    retry = await create(stub, alice, request_id=request_id, title="same request")
     assert retry == replies[0]
+    # The same request_id on another request is not a retry (AIP-155): INVALID_ARGUMENT.
+    await fails(
+        create(stub, alice, request_id=request_id, title="another request"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "REQUEST_ID_REUSED",
+    )
     listed = await stub.ListDocuments(
         pb.ListDocumentsRequest(owner_id=str(alice.id), include_total_size=True),
         metadata=alice.metadata,

@@ -21,7 +21,9 @@ OFFSETS = [None, None, -60.0, -0.000001, 0.0, 0.000001, 60.0, 3600.0]
 def _oracle(
     grants: list[tuple[int, int, int, float | None]], held: set[int], now: datetime
 ) -> dict[int, tuple[int, datetime | None]]:
-    """config → (max level, soonest expiry) over unexpired grants of held roles."""
+    """config → (max level, when that level ends) over unexpired grants of held roles: the
+    latest expiry among the grants that give the max level, None when one of them is
+    permanent (issue 11 finding 15)."""
     live: dict[int, list[tuple[int, datetime | None]]] = {}
     for role, config, level, offset in grants:
         expires = None if offset is None else now + timedelta(seconds=offset)
@@ -29,8 +31,9 @@ def _oracle(
             live.setdefault(config, []).append((level, expires))
     result = {}
     for config, entries in live.items():
-        expiries = [e for _, e in entries if e is not None]
-        result[config] = (max(level for level, _ in entries), min(expiries, default=None))
+        top = max(level for level, _ in entries)
+        ends = [e for level, e in entries if level == top]
+        result[config] = (top, None if None in ends else max(e for e in ends if e is not None))
     return result
 
 

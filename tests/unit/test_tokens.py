@@ -192,3 +192,49 @@ def test_the_memory_is_bounded() -> None:
     for token, subject in list(zip(tokens, subjects, strict=True)) * 2:
         assert verifier.verify(token) == subject
     assert len(verifier._cache) <= 2
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": "4102444800"},
+        {"iat": "1700000000"},
+        {"nbf": "1700000000"},
+        {"exp": True},
+        {"sub": "{SUB}"},
+        {"sub": "SUB_UPPER"},
+        {"sub": "urn:uuid:SUB"},
+        {"sub": "SUB_NOHYPHENS"},
+    ],
+    ids=["exp-string", "iat-string", "nbf-string", "exp-bool", "sub-braced", "sub-upper",
+         "sub-urn", "sub-hex"],
+)  # fmt: skip
+def test_only_the_canonical_claims_docgate_mints_are_accepted(claims: dict[str, object]) -> None:
+    """RFC 7519: NumericDate for exp/iat/nbf, StringOrURI compared case-sensitively (issue 11
+    finding 8)."""
+    import time
+    import uuid as uuid_module
+
+    import jwt as pyjwt
+
+    from docgate.config import Settings
+    from docgate.tokens import TokenVerifier
+
+    secret = "s" * 40
+    user = uuid_module.uuid4()
+    now = int(time.time())
+    body: dict[str, object] = {"sub": str(user), "iat": now, "exp": now + 600}
+    for key, value in claims.items():
+        if isinstance(value, str):
+            value = (
+                value.replace("SUB_UPPER", str(user).upper())
+                .replace("SUB_NOHYPHENS", user.hex)
+                .replace("SUB", str(user))
+            )
+        body[key] = value
+    token = pyjwt.encode(body, secret, algorithm="HS256")
+    verifier = TokenVerifier(Settings(jwt_secret=secret))
+    with pytest.raises(Unauthenticated):
+        verifier.verify(token)
+    canonical = pyjwt.encode({"sub": str(user), "iat": now, "exp": now + 600}, secret)
+    assert verifier.verify(canonical) == user

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -128,6 +129,7 @@ class Document(Base):
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     # AIP-155 idempotency key, unique per owner.
     request_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    request_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
     # A project never widens who may see the document; deleting the project detaches it.
     project_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("projects.id", ondelete="SET NULL")
@@ -213,8 +215,9 @@ class Project(Base):
     update_time: Mapped[datetime] = _now()
     # Bumped on every change of the project's own columns; the etag is derived from it.
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
-    # AIP-155 idempotency key, unique per owner.
+    # AIP-155 idempotency key, unique per owner, and the digest of the request that used it.
     request_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    request_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class Feedback(Base):

@@ -23,7 +23,13 @@ from docgate import mapping, pagination, policy
 from docgate.db.filtering import SHOW_DELETED
 from docgate.db.models import Document
 from docgate.db.uow import page_tokens, principal_of
-from docgate.errors import Aborted, AlreadyExists, PermissionDenied, document_not_found
+from docgate.errors import (
+    Aborted,
+    AlreadyExists,
+    PermissionDenied,
+    document_not_found,
+    request_id_reused,
+)
 from docgate.pagination import KeyKind, Keyset
 from docgate.repositories import document_statements as sql
 from docgate.repositories.document_statements import COLUMNS, DOCUMENTS, READ_COLUMNS
@@ -47,6 +53,7 @@ class NewDocument:
     requires_paid_access: bool
     request_id: uuid.UUID | None
     project_id: uuid.UUID | None = None
+    request_hash: bytes | None = None  # validation.request_digest of the create request
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,18 @@ class ListQuery:
         return {name: value for name, value in values.items() if value is not None}
 
 
+def _check_replay(original: Any, request_hash: bytes | None) -> None:
+    """A retry is answered with the document it created — only if it is the same request, and
+    only with what the caller may see now (a deleted document is for admins who ask for it)."""
+    if original.request_hash is not None and request_hash not in (None, original.request_hash):
+        raise request_id_reused()
+    if original.is_deleted:
+        raise AlreadyExists(
+            "the document this request_id created has since been deleted; use a new request_id",
+            reason="REQUEST_ID_REUSED",
+        )
+
+
 def _after(start: tuple[Any, ...] | None) -> dict[str, Any]:
     """The keyset bound parameters ({} on the first page)."""
     if start is None:
@@ -102,16 +121,18 @@ class DocumentRepository:
             requires_paid_access=new.requires_paid_access,
             request_id=new.request_id,
             project_id=new.project_id,
+            request_hash=new.request_hash,
         )
         if new.request_id is not None:
             stmt = stmt.on_conflict_do_nothing(constraint="uq_documents_owner_id_request_id")
         conn = await self._session.connection()
         row = (await conn.execute(stmt.returning(*READ_COLUMNS))).first()
         if row is None:  # the conflicting row is committed and visible to this statement
-            original = select(*READ_COLUMNS).where(
+            original = select(*READ_COLUMNS, COLUMNS.is_deleted, COLUMNS.request_hash).where(
                 COLUMNS.owner_id == owner_id, COLUMNS.request_id == new.request_id
             )
             row = (await conn.execute(original)).one()
+            _check_replay(row, new.request_hash)
         return mapping.document(row._mapping)
 
     async def get(self, doc_id: uuid.UUID, *, show_deleted: bool) -> documents_pb2.Document:
@@ -183,14 +204,15 @@ class DocumentRepository:
 
     async def delete(self, doc_id: uuid.UUID, version: int | None) -> documents_pb2.Document:
         await self._lock_for_change(doc_id, version)
-        return await self._write(doc_id, {"is_deleted": True, "delete_time": func.now()})
+        changes = {"is_deleted": True, "delete_time": func.now(), "update_time": func.now()}
+        return await self._write(doc_id, changes)
 
     async def undelete(self, doc_id: uuid.UUID) -> documents_pb2.Document:
         policy.require_admin(self._principal)
         locked = await self._lock(doc_id, show_deleted=True)
         if not locked.is_deleted:
             raise AlreadyExists("the document is not deleted", reason="DOCUMENT_NOT_DELETED")
-        changes = {"is_deleted": False, "delete_time": None}
+        changes = {"is_deleted": False, "delete_time": None, "update_time": func.now()}
         return await self._write(doc_id, changes, show_deleted=True)
 
     async def purge(self, doc_id: uuid.UUID) -> None:

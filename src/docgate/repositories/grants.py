@@ -10,6 +10,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import delete, func, or_, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -93,17 +94,16 @@ class GrantRepository:
         )
 
     async def reachable_by(self, user_id: uuid.UUID) -> roles_pb2.ListMyConfigurationsResponse:
-        """One query: the user's roles' unexpired grants, grouped per configuration.
-
-        min() ignores NULLs, so the soonest expiry is NULL only when no grant expires.
-        """
-        stmt = (
+        """One query: per configuration, the user's roles' unexpired grant that gives the
+        highest level, and when that level ends — the latest expiry among the grants giving
+        it, none when one of them is permanent (DISTINCT ON picks exactly that grant: highest
+        level first, then a permanent one, then the latest expiry)."""
+        best = (
             select(
-                *CONFIGURATION_COLUMNS,
-                func.max(RoleConfiguration.access_level).label("access_level"),
-                func.min(RoleConfiguration.expires_at).label("expires_at"),
+                RoleConfiguration.configuration_id,
+                RoleConfiguration.access_level,
+                RoleConfiguration.expires_at,
             )
-            .join(RoleConfiguration, RoleConfiguration.configuration_id == Configuration.id)
             .join(UserRole, UserRole.role_id == RoleConfiguration.role_id)
             .where(
                 UserRole.user_id == user_id,
@@ -113,7 +113,17 @@ class GrantRepository:
                     RoleConfiguration.expires_at > func.now(),
                 ),
             )
-            .group_by(Configuration.id)
+            .ext(distinct_on(RoleConfiguration.configuration_id))
+            .order_by(
+                RoleConfiguration.configuration_id,
+                RoleConfiguration.access_level.desc(),
+                RoleConfiguration.expires_at.desc().nulls_first(),
+            )
+            .subquery()
+        )
+        stmt = (
+            select(*CONFIGURATION_COLUMNS, best.c.access_level, best.c.expires_at)
+            .join(best, best.c.configuration_id == Configuration.id)
             .order_by(Configuration.name)
         )
         rows = (await self._session.execute(stmt)).all()

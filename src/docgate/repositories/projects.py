@@ -22,7 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from docgate import mapping, pagination, policy
 from docgate.db.models import Feedback, Project
 from docgate.db.uow import page_tokens, principal_of
-from docgate.errors import Aborted, FailedPrecondition, PermissionDenied, project_not_found
+from docgate.errors import (
+    Aborted,
+    FailedPrecondition,
+    PermissionDenied,
+    project_not_found,
+    request_id_reused,
+)
 from docgate.pagination import KeyKind, Keyset
 from docgate.policy import ProjectState, StateChange
 from docgate.v1 import projects_pb2
@@ -84,21 +90,33 @@ class ProjectRepository:
         self._principal = principal_of(session)
 
     async def create(
-        self, name: str, description: str, request_id: uuid.UUID | None
+        self,
+        name: str,
+        description: str,
+        request_id: uuid.UUID | None,
+        request_hash: bytes | None = None,
     ) -> projects_pb2.Project:
-        """In DRAFT, owned by the caller; a retry with the same request_id returns the first."""
+        """In DRAFT, owned by the caller; a retry of the same request with the same request_id
+        returns the first project, another request with it is REQUEST_ID_REUSED."""
         owner_id = self._principal.user_id
         stmt = pg_insert(Project).values(
-            name=name, description=description, owner_id=owner_id, request_id=request_id
+            name=name,
+            description=description,
+            owner_id=owner_id,
+            request_id=request_id,
+            request_hash=request_hash,
         )
         if request_id is not None:
             stmt = stmt.on_conflict_do_nothing(constraint="uq_projects_owner_id_request_id")
         project_id = await self._session.scalar(stmt.returning(Project.id))
         if project_id is None:  # the first call's project, committed and ours
-            first = select(Project.id).where(
+            first = select(Project.id, Project.request_hash).where(
                 Project.owner_id == owner_id, Project.request_id == request_id
             )
-            project_id = (await self._session.execute(first)).scalar_one()
+            original = (await self._session.execute(first)).one()
+            if original.request_hash not in (None, request_hash) and request_hash is not None:
+                raise request_id_reused()
+            project_id = original.id
         return await self.get(project_id)
 
     async def get(self, project_id: uuid.UUID, *, full: bool = False) -> projects_pb2.Project:

@@ -40,6 +40,7 @@ class DocumentService(documents_pb2_grpc.DocumentServiceServicer):
             requires_paid_access=doc.requires_paid_access,
             request_id=check.optional_id(request.request_id, "request_id"),
             project_id=check.optional_id(doc.project_id, "document.project_id"),
+            request_hash=check.request_digest(request) if request.request_id else None,
         )
         async with self._uow.transaction() as session:
             if new.project_id is not None:

@@ -66,8 +66,9 @@ class ProjectService(projects_pb2_grpc.ProjectServiceServicer):
         name = _name(request.project.name)
         description = _description(request.project.description, "project.description")
         request_id = check.optional_id(request.request_id, "request_id")
+        digest = check.request_digest(request) if request_id else None
         async with self._uow.transaction() as session:
-            return await Projects(session).create(name, description, request_id)
+            return await Projects(session).create(name, description, request_id, digest)
 
     async def GetProject(
         self, request: projects_pb2.GetProjectRequest, context: Context
@@ -253,5 +254,6 @@ class ProjectService(projects_pb2_grpc.ProjectServiceServicer):
                 requires_paid_access=request.requires_paid_access,
                 request_id=request_id,
                 project_id=project_id,
+                request_hash=check.request_digest(request) if request_id else None,
             )
             return await DocumentRepository(session).create(new)
