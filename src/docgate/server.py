@@ -1,7 +1,8 @@
 """grpc.aio server lifecycle: services, health, reflection, graceful shutdown.
 
 What is served comes from the registry (App.services): each binding is registered, reported by
-health under its name, and listed by reflection.
+health under its name, and listed by reflection. Health is SERVING while the database answers
+and its schema is at the revision this build expects (docgate.db.schema).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from dataclasses import dataclass, field
 import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
-from sqlalchemy import text
 
 from docgate.bootstrap import App
+from docgate.db import migrations
+from docgate.db.schema import schema_problem
 from docgate.edge.reflection import enable_reflection
 
 log = logging.getLogger(__name__)
@@ -50,37 +52,34 @@ class RunningServer:
         await self.app.close()
 
 
-async def _database_reachable(app: App) -> bool:
-    try:
-        async with asyncio.timeout(_HEALTH_TIMEOUT_SECONDS), app.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-    except Exception as exc:  # any failure means "not serving"; the reason goes to the log
-        log.warning("health check failed: %s", type(exc).__name__)
-        return False
-    return True
+@dataclass
+class _Health:
+    """Health from the database's state; logs each change of it, not every check."""
+
+    app: App
+    servicer: health_aio.HealthServicer
+    heads: frozenset[str]
+    problem: str | None = None
+
+    async def check(self) -> None:
+        problem = await schema_problem(self.app.engine, self.heads, _HEALTH_TIMEOUT_SECONDS)
+        if problem != self.problem:
+            if problem is None:
+                log.info("health: SERVING (database schema at %s)", ", ".join(sorted(self.heads)))
+            else:
+                log.warning("health: NOT_SERVING: %s", problem)
+        self.problem = problem
+        status = health_pb2.HealthCheckResponse.SERVING
+        if problem is not None:
+            status = health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", *(binding.name for binding in self.app.services)):
+            await self.servicer.set(name, status)
 
 
-async def _set_all(app: App, servicer: health_aio.HealthServicer, status: int) -> None:
-    for name in ("", *(binding.name for binding in app.services)):
-        await servicer.set(name, status)
-
-
-async def _check_database(app: App, servicer: health_aio.HealthServicer) -> None:
-    """SERVING while the database answers, NOT_SERVING while it does not."""
-    reachable = await _database_reachable(app)
-    await _set_all(
-        app,
-        servicer,
-        health_pb2.HealthCheckResponse.SERVING
-        if reachable
-        else health_pb2.HealthCheckResponse.NOT_SERVING,
-    )
-
-
-async def _watch_database(app: App, servicer: health_aio.HealthServicer) -> None:
+async def _watch_database(health: _Health) -> None:
     while True:
-        await asyncio.sleep(app.settings.health_interval_seconds)
-        await _check_database(app, servicer)
+        await asyncio.sleep(health.app.settings.health_interval_seconds)
+        await health.check()
 
 
 async def start_server(app: App, listen: str) -> RunningServer:
@@ -100,10 +99,11 @@ async def start_server(app: App, listen: str) -> RunningServer:
         port = server.add_insecure_port(listen)
     except RuntimeError as exc:  # grpc's message only says "Failed to bind"
         raise ListenError(f"cannot listen on {listen}: address in use or not available") from exc
-    await _check_database(app, health_servicer)
+    health_state = _Health(app, health_servicer, migrations.heads())
+    await health_state.check()
     await server.start()
     running = RunningServer(server, port, app, health_servicer)
-    running._watch = asyncio.create_task(_watch_database(app, health_servicer))
+    running._watch = asyncio.create_task(_watch_database(health_state))
     return running
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -63,3 +64,8 @@ async def check(url: str) -> None:
 
 async def current(url: str) -> str | None:
     return await _with_connection(url, "current", "head")
+
+
+def heads() -> frozenset[str]:
+    """The revisions this build's migrations end at (the schema it was written for)."""
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
