@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 
 from docgate.bootstrap import App
 from docgate.db import migrations
 from docgate.db.schema import schema_problem
+from docgate.edge.health import HealthServicer
 from docgate.edge.reflection import enable_reflection
 
 log = logging.getLogger(__name__)
@@ -32,12 +32,31 @@ class ListenError(RuntimeError):
     """The listen address cannot be bound."""
 
 
+# Hosts that mean "every interface" (what the operator asked for, not a default here).
+_WILDCARDS = ("", "0.0.0.0", "[::]", "*")  # noqa: S104
+
+
+def bindable(listen: str) -> str:
+    """``listen`` as grpc binds it: ``:PORT`` (no host) means every interface, ``[::]:PORT``
+    (grpc refuses an empty host)."""
+    host, sep, port = listen.rpartition(":")
+    if not sep:
+        raise ListenError(f"cannot listen on {listen}: expected HOST:PORT, [::]:PORT or :PORT")
+    return f"[::]:{port}" if host in ("", "*") else listen
+
+
+def dialable(listen: str, port: int) -> str:
+    """Where a client on this machine reaches a server bound to ``listen`` on ``port``."""
+    host = listen.rpartition(":")[0]
+    return f"127.0.0.1:{port}" if host in _WILDCARDS else f"{host}:{port}"
+
+
 @dataclass
 class RunningServer:
     server: grpc.aio.Server
     port: int
     app: App
-    health: health_aio.HealthServicer
+    health: HealthServicer
     _watch: asyncio.Task[None] | None = field(default=None, repr=False)
 
     async def stop(self, grace: float | None) -> None:
@@ -57,7 +76,7 @@ class _Health:
     """Health from the database's state; logs each change of it, not every check."""
 
     app: App
-    servicer: health_aio.HealthServicer
+    servicer: HealthServicer
     heads: frozenset[str]
     problem: str | None = None
 
@@ -92,11 +111,11 @@ async def start_server(app: App, listen: str) -> RunningServer:
     )
     for binding in app.services:
         binding.add_to(server)
-    health_servicer = health_aio.HealthServicer()
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     enable_reflection(server, (*(binding.name for binding in app.services), health.SERVICE_NAME))
     try:
-        port = server.add_insecure_port(listen)
+        port = server.add_insecure_port(bindable(listen))
     except RuntimeError as exc:  # grpc's message only says "Failed to bind"
         raise ListenError(f"cannot listen on {listen}: address in use or not available") from exc
     health_state = _Health(app, health_servicer, migrations.heads())
@@ -110,17 +129,18 @@ async def start_server(app: App, listen: str) -> RunningServer:
 async def serve_until_signalled(
     app: App, listen: str, on_started: Callable[[str], Awaitable[None]] | None = None
 ) -> None:
-    """Serve until SIGTERM/SIGINT; ``on_started`` gets the bound host:port once serving."""
+    """Serve until SIGTERM/SIGINT; ``on_started`` gets the host:port to dial once serving."""
     # Handlers first: a SIGTERM that arrives as soon as we say "serving" must still be graceful.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     running = await start_server(app, listen)
-    address = listen.rsplit(":", 1)[0] + f":{running.port}"
+    bound = bindable(listen).rpartition(":")[0] + f":{running.port}"
+    address = dialable(listen, running.port)
     if on_started is not None:
         await on_started(address)
-    log.info("docgate serving on %s", address)
+    log.info("docgate serving on %s (port %d)", bound, running.port)
     await stop.wait()
     log.info("shutting down (grace %.1fs)", app.settings.grace_seconds)
     await running.stop(app.settings.grace_seconds)

@@ -42,7 +42,7 @@ async def test_health_follows_the_schema(
     url = scratch_database_url
     head = await migrations.upgrade(url)
     first = "0001"  # any revision before head
-    app = build_app(settings_for(url), url)
+    app = build_app(settings_for(url, health_interval_seconds=0.2), url)
     user = await make_user(app, "free_user")
     running = await start_server(app, "127.0.0.1:0")
     try:

@@ -170,3 +170,11 @@ async def test_health_follows_the_database(server_url: str) -> None:
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
     finally:
         await running.stop(None)
+
+
+async def test_health_list_names_every_service(channel: grpc.aio.Channel) -> None:
+    reply = await health_pb2_grpc.HealthStub(channel).List(
+        health_pb2.HealthListRequest(), timeout=DEADLINE
+    )
+    assert set(reply.statuses) >= {"", "docgate.v1.DocumentService", "docgate.v1.UserService"}
+    assert {s.status for s in reply.statuses.values()} == {health_pb2.HealthCheckResponse.SERVING}

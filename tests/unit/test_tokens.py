@@ -200,19 +200,25 @@ def test_the_memory_is_bounded() -> None:
     assert len(verifier._cache) <= 2
 
 
+# Built at collection time, possibly minutes before the test runs: each lives an hour, so only
+# the expired one is expired.
+_HOUR = int(time.time()) + 3600
+
+
 @pytest.mark.parametrize(
     ("token", "reason", "cause"),
     [
         (_hs(exp=int(time.time()) - 120), "TOKEN_EXPIRED", "token expired"),
-        (_hs(nbf=int(time.time()) + 600), "INVALID_TOKEN", "not yet valid"),
-        (_hs(iat=int(time.time()) + 600), "INVALID_TOKEN", "not yet valid"),
-        (jwt.encode(_claims(), "w" * 48, algorithm="HS256"), "INVALID_TOKEN", "bad signature"),
-        (jwt.encode(_claims(), None, algorithm="none"), "INVALID_TOKEN", "algorithm"),
+        (_hs(nbf=int(time.time()) + 600, exp=_HOUR), "INVALID_TOKEN", "not yet valid"),
+        (_hs(iat=int(time.time()) + 600, exp=_HOUR), "INVALID_TOKEN", "not yet valid"),
+        (jwt.encode(_claims(exp=_HOUR), "w" * 48, algorithm="HS256"), "INVALID_TOKEN",
+         "bad signature"),
+        (jwt.encode(_claims(exp=_HOUR), None, algorithm="none"), "INVALID_TOKEN", "algorithm"),
         (_hs(exp=None), "INVALID_TOKEN", "'exp'"),
-        (_hs(sub="not-a-uuid"), "INVALID_TOKEN", "sub is not a user id"),
+        (_hs(sub="not-a-uuid", exp=_HOUR), "INVALID_TOKEN", "sub is not a user id"),
         ("not.a.jwt", "INVALID_TOKEN", "malformed"),
     ],
-)
+)  # fmt: skip
 def test_a_refusal_tells_the_log_why_and_the_caller_only_expired_or_not(
     hs_verifier: TokenVerifier, token: str, reason: str, cause: str
 ) -> None:
