@@ -4,6 +4,9 @@ a downgrade that asks before it drops anything. Through the installed `docgate` 
 
 from __future__ import annotations
 
+import asyncio
+import os
+import pty
 import re
 from importlib.metadata import version
 
@@ -11,7 +14,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from docgate.config import ENV_PREFIX, Settings
-from tests.e2e.test_cli import _env, _run
+from tests.e2e.test_cli import DOCGATE, TIMEOUT, _env, _run
 from tests.support import unique
 
 
@@ -127,3 +130,32 @@ async def test_downgrade_that_drops_tables_asks_first(scratch_database_url: str)
     assert (await _run(env, "migrate", "downgrade", "0002", "--yes"))[0] == 0
     code, out, err = await _run(env, "migrate", "downgrade", "0001")
     assert (code, out.strip()) == (0, "0001"), err
+
+
+async def _downgrade_on_a_terminal(env: dict[str, str], answer: str) -> tuple[int, str]:
+    """`migrate downgrade base` with a pseudo-terminal as stdin, answering ``answer``."""
+    master, slave = pty.openpty()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            DOCGATE, "migrate", "downgrade", "base", env=env, stdin=slave,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        os.write(master, answer.encode() + b"\n")
+        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode() + err.decode()
+
+
+async def test_on_a_terminal_the_downgrade_asks(scratch_database_url: str) -> None:
+    env = _env(scratch_database_url)
+    assert (await _run(env, "migrate", "upgrade"))[0] == 0
+    code, output = await _downgrade_on_a_terminal(env, "no")
+    assert code == 1
+    assert "will drop tables" in output
+    assert "Type 'yes' to go on" in output
+    code, output = await _downgrade_on_a_terminal(env, "yes")
+    assert code == 0, output
+    assert (await _run(env, "migrate", "current"))[1].strip() == "base (no docgate schema)"
