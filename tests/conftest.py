@@ -3,7 +3,10 @@ grpc.aio server on port 0 and a real channel. Tests isolate by unique data, neve
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +22,22 @@ from docgate.db import migrations
 from docgate.db.embedded import ensure_database, start_embedded
 from docgate.server import RunningServer, start_server
 from tests.support import TEST_SECRET
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give this run a temp root of its own.
+
+    The embedded PostgreSQL runs as another user, so its wheel opens the folders above its data
+    dir to others (chmod o+rx), /tmp/pytest-of-root included; and every pytest that starts on
+    the machine sets /tmp/pytest-of-root back to 0700. A second test run (another worktree's,
+    or a developer's one-off) thus cut every running embedded server off from its data, which
+    crashed mid-suite. Registered before any server starts, the removal runs after their
+    atexit cleanups (atexit is last-in, first-out).
+    """
+    if "PYTEST_DEBUG_TEMPROOT" not in os.environ:
+        root = tempfile.mkdtemp(prefix="docgate-tests-")
+        os.environ["PYTEST_DEBUG_TEMPROOT"] = root
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from docgate.db.uow import UnitOfWork
 from docgate.edge.auth import AuthInterceptor
 from docgate.edge.errors import ErrorMappingInterceptor
 from docgate.edge.registry import ServiceBinding, method_paths
+from docgate.edge.requests import RequestIdInterceptor
 from docgate.pagination import PageTokens
 from docgate.services.documents import DocumentService
 from docgate.services.projects import ProjectService
@@ -45,7 +46,8 @@ class App:
     settings: Settings
     engine: AsyncEngine
     uow: UnitOfWork
-    interceptors: tuple[ErrorMappingInterceptor, AuthInterceptor]
+    # Outermost first: the request id is set before errors are mapped and callers checked.
+    interceptors: tuple[RequestIdInterceptor, ErrorMappingInterceptor, AuthInterceptor]
     services: tuple[ServiceBinding, ...]
 
     def check_policy_covers_services(self) -> None:
@@ -79,6 +81,6 @@ def build_app(settings: Settings, database_url: str) -> App:
         settings=settings,
         engine=engine,
         uow=uow,
-        interceptors=(ErrorMappingInterceptor(), auth),
+        interceptors=(RequestIdInterceptor(), ErrorMappingInterceptor(), auth),
         services=_services(uow, settings),
     )

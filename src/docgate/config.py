@@ -1,4 +1,9 @@
-"""Settings, read once from DOCGATE_* environment variables by the composition root."""
+"""Settings, read once from DOCGATE_* environment variables by the composition root.
+
+Each field's description is what `docgate serve --help` prints beside its variable and
+default (docgate.cli.settings_help), and README's table says the same; a test keeps the two
+in step (tests/e2e/test_settings.py).
+"""
 
 from __future__ import annotations
 
@@ -9,52 +14,99 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 JwtAlgorithm = Literal["HS256", "RS256", "ES256"]
+ENV_PREFIX = "DOCGATE_"
 
 
 class Settings(BaseSettings):
-    """Every knob docgate has. README.md lists them with their defaults."""
+    """Every knob docgate has."""
 
-    model_config = SettingsConfigDict(env_prefix="DOCGATE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     # Database. Unset: an embedded PostgreSQL in data_dir (dev mode, demo data seeded once).
-    database_url: str | None = None
-    data_dir: Path = Path(".docgate")
-    pool_size: int = Field(default=10, ge=1)
-    max_overflow: int = Field(default=10, ge=0)
-    pool_recycle: int = Field(default=1800, ge=-1)
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql://user:pass@host:port/db; unset: dev mode (embedded "
+        "PostgreSQL in the data dir, generated secret, demo data)",
+    )
+    data_dir: Path = Field(
+        default=Path(".docgate"),
+        description="dev mode: embedded PostgreSQL data and the generated secret",
+    )
+    pool_size: int = Field(default=10, ge=1, description="connections kept in the pool")
+    max_overflow: int = Field(
+        default=10, ge=0, description="connections opened beyond the pool size under load"
+    )
+    pool_recycle: int = Field(
+        default=1800, ge=-1, description="seconds before a pooled connection is replaced"
+    )
     # Off, as in the seed: a ping is an extra round trip on every RPC. A connection that died
     # while pooled fails its first statement, that call answers UNAVAILABLE (retryable), and
     # SQLAlchemy then invalidates the whole pool, so one call pays for a database restart
     # (tests/e2e/test_faults.py). Turn it on where idle connections are cut silently.
-    pool_pre_ping: bool = False
-    # Seconds to wait for a pooled connection; kept below typical RPC deadlines so an
-    # exhausted pool answers UNAVAILABLE instead of a silent DEADLINE_EXCEEDED.
-    pool_timeout: float = Field(default=5.0, gt=0)
-    # Server-side per-statement limit in milliseconds (0 = none).
-    statement_timeout_ms: int = Field(default=30_000, ge=0)
+    pool_pre_ping: bool = Field(
+        default=False, description="ping each connection on checkout (one more round trip)"
+    )
+    # Kept below typical RPC deadlines so an exhausted pool answers UNAVAILABLE instead of a
+    # silent DEADLINE_EXCEEDED.
+    pool_timeout: float = Field(
+        default=5.0, gt=0, description="seconds to wait for a connection, then UNAVAILABLE"
+    )
+    statement_timeout_ms: int = Field(
+        default=30_000, ge=0, description="server-side statement timeout in ms (0 = none)"
+    )
 
     # Server.
-    listen: str = "127.0.0.1:50051"
-    grace_seconds: float = Field(default=10.0, ge=0)
-    health_interval_seconds: float = Field(default=2.0, gt=0)
-    max_concurrent_rpcs: int | None = Field(default=None, ge=1)
+    listen: str = Field(
+        default="127.0.0.1:50051",
+        description="gRPC listen address HOST:PORT; port 0 picks a free one (logged); "
+        ":PORT or [::]:PORT listen on every interface",
+    )
+    grace_seconds: float = Field(
+        default=10.0, ge=0, description="on SIGTERM/SIGINT, how long in-flight calls may finish"
+    )
+    health_interval_seconds: float = Field(
+        default=2.0, gt=0, description="how often health re-checks the database and its schema"
+    )
+    max_concurrent_rpcs: int | None = Field(
+        default=None, ge=1, description="above it new calls answer RESOURCE_EXHAUSTED"
+    )
 
     # Tokens. HS256 uses jwt_secret; RS256/ES256 verify with jwt_public_key_file and mint
     # (docgate token) with jwt_private_key_file.
-    jwt_algorithm: JwtAlgorithm = "HS256"
-    jwt_secret: str | None = None
-    jwt_public_key_file: Path | None = None
-    jwt_private_key_file: Path | None = None
-    jwt_audience: str | None = None
-    jwt_issuer: str | None = None
-    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
-    token_ttl_seconds: int = Field(default=3600, ge=1)
+    jwt_algorithm: JwtAlgorithm = Field(
+        default="HS256", description="HS256, RS256 or ES256: the only algorithm accepted"
+    )
+    jwt_secret: str | None = Field(
+        default=None, description="HS256 key (at least 32 bytes); generated in dev mode"
+    )
+    jwt_public_key_file: Path | None = Field(
+        default=None, description="RS256/ES256 verification key (PEM file)"
+    )
+    jwt_private_key_file: Path | None = Field(
+        default=None, description="RS256/ES256 signing key for `docgate token` (PEM file)"
+    )
+    jwt_audience: str | None = Field(
+        default=None, description="when set, tokens must carry exactly this aud"
+    )
+    jwt_issuer: str | None = Field(default=None, description="when set, tokens must carry this iss")
+    jwt_leeway_seconds: int = Field(
+        default=30, ge=0, le=300, description="clock skew allowed on exp, iat and nbf"
+    )
+    token_ttl_seconds: int = Field(
+        default=3600, ge=1, description="lifetime of tokens minted by `docgate token`"
+    )
     # Key of the page tokens' MAC, shared by every process of a deployment. Unset with HS256:
     # derived from jwt_secret under a label of its own; RS256/ES256 need it set.
-    page_token_secret: str | None = Field(default=None, min_length=32)
+    page_token_secret: str | None = Field(
+        default=None,
+        min_length=32,
+        description="page token MAC key; unset: derived from the HS256 secret",
+    )
 
     # Documents.
-    max_content_bytes: int = Field(default=1024 * 1024, ge=1)
+    max_content_bytes: int = Field(
+        default=1024 * 1024, ge=1, description="largest document content accepted (UTF-8 bytes)"
+    )
 
     @property
     def embedded(self) -> bool:

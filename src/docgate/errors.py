@@ -35,6 +35,7 @@ class Code(Enum):
     ABORTED = "ABORTED"
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
     UNAVAILABLE = "UNAVAILABLE"
+    INTERNAL = "INTERNAL"  # only the edge answers it, for a bug (docgate.edge.errors)
 
 
 class DocgateError(Exception):
@@ -119,6 +120,14 @@ def database_unavailable() -> Unavailable:
     return Unavailable("the database is unavailable; retry later", reason="DATABASE_UNAVAILABLE")
 
 
+def schema_mismatch() -> Unavailable:
+    """Tables or columns missing: the database is not migrated to this build's revision."""
+    return Unavailable(
+        "the database schema is not the one this server expects; retry later",
+        reason="SCHEMA_MISMATCH",
+    )
+
+
 def statement_timeout() -> DeadlineExceeded:
     """A statement hit the server's statement_timeout. Not UNAVAILABLE: clients retry that by
     default, and the same query would time out again, multiplying the load."""
@@ -135,13 +144,21 @@ def document_not_found() -> NotFound:
     return NotFound("document not found", reason="DOCUMENT_NOT_FOUND")
 
 
-def user_not_found() -> NotFound:
-    return NotFound("user not found", reason="USER_NOT_FOUND")
+# Users and roles are named in the message when the caller named them (their own id, a role
+# name from the request): echoing it back hides nothing and tells which of several was wrong.
+# Documents never are: hidden is absent.
+def user_not_found(who: object | None = None) -> NotFound:
+    return NotFound(
+        f'user "{who}" not found' if who is not None else "user not found",
+        reason="USER_NOT_FOUND",
+    )
 
 
 def role_not_found(name: str | None = None) -> NotFound:
     return NotFound(
-        "role not found", reason="ROLE_NOT_FOUND", metadata={"role": name} if name else None
+        f'role "{name}" not found' if name else "role not found",
+        reason="ROLE_NOT_FOUND",
+        metadata={"role": name} if name else None,
     )
 
 

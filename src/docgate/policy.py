@@ -103,7 +103,14 @@ PUBLIC_PREFIXES = (
     "/grpc.reflection.v1alpha.ServerReflection/",
 )
 
-_DENIED = "this method is not available to the caller's roles"
+
+def _shown(method: str) -> str:
+    """``docgate.v1.RoleService/CreateRole``: the method as grpcurl spells it."""
+    return method.lstrip("/")
+
+
+def _denied(method: str, rule: str) -> PermissionDenied:
+    return PermissionDenied(f"{_shown(method)} is {rule}", reason="METHOD_NOT_ALLOWED")
 
 
 def is_public_method(method: str) -> bool:
@@ -118,20 +125,25 @@ def unlisted_methods(served: Iterable[str]) -> list[str]:
 
 def check_rpc_access(method: str, principal: Principal) -> None:
     """Raise PermissionDenied unless ``principal`` may call ``method``; unknown methods are
-    refused (deny by default)."""
+    refused (deny by default). The message names the method and who may call it."""
     access = RPC_ACCESS.get(method)
-    if access is None or (access is Access.ADMIN and not principal.is_admin):
-        raise PermissionDenied(_DENIED, reason="METHOD_NOT_ALLOWED")
+    if access is None:
+        raise _denied(method, "not available to any caller")
+    if access is Access.ADMIN and not principal.is_admin:
+        raise _denied(method, "available to admins only")
 
 
-def require_self_or_admin(principal: Principal, user_id: uuid.UUID) -> None:
+_SELF_RULE = "available to admins; a non-admin may only ask about themselves"
+
+
+def require_self_or_admin(principal: Principal, user_id: uuid.UUID, method: str) -> None:
     if not (principal.is_admin or principal.user_id == user_id):
-        raise PermissionDenied(_DENIED, reason="METHOD_NOT_ALLOWED")
+        raise _denied(method, _SELF_RULE)
 
 
-def require_admin(principal: Principal) -> None:
+def require_admin(principal: Principal, method: str) -> None:
     if not principal.is_admin:
-        raise PermissionDenied(_DENIED, reason="METHOD_NOT_ALLOWED")
+        raise _denied(method, "available to admins only")
 
 
 def check_owner_role_filter(principal: Principal, role: str) -> None:
@@ -143,16 +155,18 @@ def check_owner_role_filter(principal: Principal, role: str) -> None:
         )
 
 
-def subject_user_id(principal: Principal, raw: str, field: str) -> uuid.UUID:
-    """The user a SELF_OR_ADMIN request is about. A non-admin asking about anyone else, or
-    about no valid id at all, is PERMISSION_DENIED; an admin's malformed id is
+def subject_user_id(principal: Principal, raw: str, field: str, method: str) -> uuid.UUID:
+    """The user a SELF_OR_ADMIN request (``method``) is about. A non-admin asking about anyone
+    else, or about no valid id at all, is PERMISSION_DENIED; an admin's malformed id is
     INVALID_ARGUMENT."""
+    assert RPC_ACCESS.get(method) is Access.SELF_OR_ADMIN, method
     try:
         user_id = validation.parse_id(raw, field)
     except InvalidArgument:
-        require_admin(principal)
-        raise
-    require_self_or_admin(principal, user_id)
+        if principal.is_admin:
+            raise
+        raise _denied(method, _SELF_RULE) from None
+    require_self_or_admin(principal, user_id, method)
     return user_id
 
 

@@ -1,7 +1,8 @@
 """grpc.aio server lifecycle: services, health, reflection, graceful shutdown.
 
 What is served comes from the registry (App.services): each binding is registered, reported by
-health under its name, and listed by reflection.
+health under its name, and listed by reflection. Health is SERVING while the database answers
+and its schema is at the revision this build expects (docgate.db.schema).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from dataclasses import dataclass, field
 
 import grpc.aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
-from sqlalchemy import text
 
 from docgate.bootstrap import App
+from docgate.db import migrations
+from docgate.db.schema import schema_problem
+from docgate.edge.health import HealthServicer
 from docgate.edge.reflection import enable_reflection
 
 log = logging.getLogger(__name__)
@@ -30,12 +32,31 @@ class ListenError(RuntimeError):
     """The listen address cannot be bound."""
 
 
+# Hosts that mean "every interface" (what the operator asked for, not a default here).
+_WILDCARDS = ("", "0.0.0.0", "[::]", "*")  # noqa: S104
+
+
+def bindable(listen: str) -> str:
+    """``listen`` as grpc binds it: ``:PORT`` (no host) means every interface, ``[::]:PORT``
+    (grpc refuses an empty host)."""
+    host, sep, port = listen.rpartition(":")
+    if not sep:
+        raise ListenError(f"cannot listen on {listen}: expected HOST:PORT, [::]:PORT or :PORT")
+    return f"[::]:{port}" if host in ("", "*") else listen
+
+
+def dialable(listen: str, port: int) -> str:
+    """Where a client on this machine reaches a server bound to ``listen`` on ``port``."""
+    host = listen.rpartition(":")[0]
+    return f"127.0.0.1:{port}" if host in _WILDCARDS else f"{host}:{port}"
+
+
 @dataclass
 class RunningServer:
     server: grpc.aio.Server
     port: int
     app: App
-    health: health_aio.HealthServicer
+    health: HealthServicer
     _watch: asyncio.Task[None] | None = field(default=None, repr=False)
 
     async def stop(self, grace: float | None) -> None:
@@ -50,37 +71,34 @@ class RunningServer:
         await self.app.close()
 
 
-async def _database_reachable(app: App) -> bool:
-    try:
-        async with asyncio.timeout(_HEALTH_TIMEOUT_SECONDS), app.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-    except Exception as exc:  # any failure means "not serving"; the reason goes to the log
-        log.warning("health check failed: %s", type(exc).__name__)
-        return False
-    return True
+@dataclass
+class _Health:
+    """Health from the database's state; logs each change of it, not every check."""
+
+    app: App
+    servicer: HealthServicer
+    heads: frozenset[str]
+    problem: str | None = None
+
+    async def check(self) -> None:
+        problem = await schema_problem(self.app.engine, self.heads, _HEALTH_TIMEOUT_SECONDS)
+        if problem != self.problem:
+            if problem is None:
+                log.info("health: SERVING (database schema at %s)", ", ".join(sorted(self.heads)))
+            else:
+                log.warning("health: NOT_SERVING: %s", problem)
+        self.problem = problem
+        status = health_pb2.HealthCheckResponse.SERVING
+        if problem is not None:
+            status = health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", *(binding.name for binding in self.app.services)):
+            await self.servicer.set(name, status)
 
 
-async def _set_all(app: App, servicer: health_aio.HealthServicer, status: int) -> None:
-    for name in ("", *(binding.name for binding in app.services)):
-        await servicer.set(name, status)
-
-
-async def _check_database(app: App, servicer: health_aio.HealthServicer) -> None:
-    """SERVING while the database answers, NOT_SERVING while it does not."""
-    reachable = await _database_reachable(app)
-    await _set_all(
-        app,
-        servicer,
-        health_pb2.HealthCheckResponse.SERVING
-        if reachable
-        else health_pb2.HealthCheckResponse.NOT_SERVING,
-    )
-
-
-async def _watch_database(app: App, servicer: health_aio.HealthServicer) -> None:
+async def _watch_database(health: _Health) -> None:
     while True:
-        await asyncio.sleep(app.settings.health_interval_seconds)
-        await _check_database(app, servicer)
+        await asyncio.sleep(health.app.settings.health_interval_seconds)
+        await health.check()
 
 
 async def start_server(app: App, listen: str) -> RunningServer:
@@ -93,34 +111,36 @@ async def start_server(app: App, listen: str) -> RunningServer:
     )
     for binding in app.services:
         binding.add_to(server)
-    health_servicer = health_aio.HealthServicer()
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     enable_reflection(server, (*(binding.name for binding in app.services), health.SERVICE_NAME))
     try:
-        port = server.add_insecure_port(listen)
+        port = server.add_insecure_port(bindable(listen))
     except RuntimeError as exc:  # grpc's message only says "Failed to bind"
         raise ListenError(f"cannot listen on {listen}: address in use or not available") from exc
-    await _check_database(app, health_servicer)
+    health_state = _Health(app, health_servicer, migrations.heads())
+    await health_state.check()
     await server.start()
     running = RunningServer(server, port, app, health_servicer)
-    running._watch = asyncio.create_task(_watch_database(app, health_servicer))
+    running._watch = asyncio.create_task(_watch_database(health_state))
     return running
 
 
 async def serve_until_signalled(
     app: App, listen: str, on_started: Callable[[str], Awaitable[None]] | None = None
 ) -> None:
-    """Serve until SIGTERM/SIGINT; ``on_started`` gets the bound host:port once serving."""
+    """Serve until SIGTERM/SIGINT; ``on_started`` gets the host:port to dial once serving."""
     # Handlers first: a SIGTERM that arrives as soon as we say "serving" must still be graceful.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     running = await start_server(app, listen)
-    address = listen.rsplit(":", 1)[0] + f":{running.port}"
+    bound = bindable(listen).rpartition(":")[0] + f":{running.port}"
+    address = dialable(listen, running.port)
     if on_started is not None:
         await on_started(address)
-    log.info("docgate serving on %s", address)
+    log.info("docgate serving on %s (port %d)", bound, running.port)
     await stop.wait()
     log.info("shutting down (grace %.1fs)", app.settings.grace_seconds)
     await running.stop(app.settings.grace_seconds)

@@ -2,6 +2,12 @@
 
 The accepted algorithm is fixed by configuration, never read from the token (RFC 8725 §2.1);
 `exp`, `iat` and `sub` are required; `aud`/`iss` are checked when configured.
+
+A refused token raises `TokenRejected`: the caller learns only ``TOKEN_EXPIRED`` or
+``INVALID_TOKEN`` (RFC 6750 §3.1 allows telling an expired token apart, and nothing finer: the
+rest would help a forger more than a client), while ``cause`` says for the server's log what
+was wrong: clock skew and forgery look the same to a client but not to an operator. No cause
+ever quotes the token.
 """
 
 from __future__ import annotations
@@ -22,6 +28,41 @@ from docgate.errors import Unauthenticated
 
 GENERIC_MESSAGE = "missing or invalid credentials"
 _REQUIRED = ["exp", "iat", "sub"]
+EXPIRED = "token expired"
+
+
+class TokenRejected(Unauthenticated):
+    """A missing or unusable token. ``cause`` is for the log only, never for the caller."""
+
+    def __init__(self, cause: str) -> None:
+        reason = "TOKEN_EXPIRED" if cause == EXPIRED else "INVALID_TOKEN"
+        super().__init__(GENERIC_MESSAGE, reason=reason)
+        self.cause = cause
+
+
+# Most specific first: PyJWT's errors form a tree (an expired token is also an invalid one).
+_CAUSES: tuple[tuple[type[Exception], str], ...] = (
+    (jwt.ExpiredSignatureError, EXPIRED),
+    (jwt.ImmatureSignatureError, "token not yet valid (nbf or iat in the future)"),
+    (jwt.InvalidSignatureError, "bad signature"),
+    (jwt.InvalidAudienceError, "wrong audience"),
+    (jwt.InvalidIssuerError, "wrong issuer"),
+    (jwt.InvalidAlgorithmError, "token algorithm not accepted"),
+    (jwt.MissingRequiredClaimError, "token lacks a required claim"),
+    (jwt.InvalidIssuedAtError, "malformed token (iat)"),
+    (jwt.DecodeError, "malformed token (not a JWT)"),
+)
+
+
+def _cause(exc: Exception) -> str:
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"token lacks the required claim {exc.claim!r}"
+    for kind, cause in _CAUSES:
+        if isinstance(exc, kind):
+            return cause
+    if isinstance(exc, ValueError):
+        return "malformed token (sub is not a user id)"
+    return "malformed token"
 
 
 class KeyConfigurationError(RuntimeError):
@@ -100,7 +141,7 @@ class TokenVerifier:
         self._leeway = settings.jwt_leeway_seconds
 
     def verify(self, token: str) -> uuid.UUID:
-        """Return the user id in ``sub``; raise Unauthenticated for anything else."""
+        """Return the user id in ``sub``; raise TokenRejected for anything else."""
         known = self._cache.get(token)
         if known is None:
             known = self._decode(token)
@@ -108,9 +149,12 @@ class TokenVerifier:
                 self._cache.clear()  # bounded; a cold cache only costs re-verification
             self._cache[token] = known
         now = self._clock()
-        if not known.not_before - self._leeway <= now < known.expires + self._leeway:
+        if now >= known.expires + self._leeway:
             self._cache.pop(token, None)
-            raise Unauthenticated(GENERIC_MESSAGE)
+            raise TokenRejected(EXPIRED)
+        if now < known.not_before - self._leeway:
+            self._cache.pop(token, None)
+            raise TokenRejected("token not yet valid (nbf or iat in the future)")
         return known.user_id
 
     def _decode(self, token: str) -> _Verified:
@@ -131,7 +175,7 @@ class TokenVerifier:
                 expires=_numeric_date(claims["exp"]),
             )
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
-            raise Unauthenticated(GENERIC_MESSAGE) from exc
+            raise TokenRejected(_cause(exc)) from exc
 
 
 def _numeric_date(value: Any) -> float:

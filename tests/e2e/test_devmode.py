@@ -32,7 +32,13 @@ async def _serve_once(env: dict[str, str]) -> tuple[str, dict[str, str]]:
         port = await serving_port(proc)
         proc.send_signal(signal.SIGTERM)
         banner = (await asyncio.wait_for(proc.stdout.read(), TIMEOUT)).decode()
+        shutdown = (await asyncio.wait_for(proc.stderr.read(), TIMEOUT)).decode()
         assert await asyncio.wait_for(proc.wait(), TIMEOUT) == 0
+        # A clean stop says so and nothing else: no warnings (gRPC's fork_posix.cc line
+        # came from pg_ctl's fork at exit; docgate/__init__.py turns those handlers off).
+        assert "stopped" in shutdown
+        noise = [line for line in shutdown.splitlines() if " INFO " not in line]
+        assert not noise, noise
     finally:
         if proc.returncode is None:
             proc.kill()

@@ -88,6 +88,35 @@ async def test_update_with_mask_and_etag(app: App, stub) -> None:  # type: ignor
     )
 
 
+async def test_an_etag_never_issued_is_invalid_not_stale(app: App, stub) -> None:  # type: ignore[no-untyped-def]
+    """Versions only grow: an etag ahead of the row's version cannot have come from docgate.
+    Nothing is written."""
+    alice = await make_user(app, "free_user")
+    doc = await _create(stub, alice, title="kept")
+    future = 'W/"999"'
+    update = pb.UpdateDocumentRequest(
+        document=pb.Document(id=doc.id, title="lost"),
+        update_mask=field_mask_pb2.FieldMask(paths=["title"]),
+        etag=future,
+    )
+    error = await _fails(
+        stub.UpdateDocument(update, metadata=alice.metadata, timeout=DEADLINE),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_ETAG",
+    )
+    info = error_info(error)
+    assert info is not None and info.metadata["field"] == "etag"
+    await _fails(
+        stub.DeleteDocument(
+            pb.DeleteDocumentRequest(id=doc.id, etag=future), metadata=alice.metadata
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_ETAG",
+    )
+    got = await stub.GetDocument(pb.GetDocumentRequest(id=doc.id), metadata=alice.metadata)
+    assert got == doc
+
+
 async def test_update_star_replaces_every_field(app: App, stub) -> None:  # type: ignore[no-untyped-def]
     alice = await make_user(app, "free_user")
     doc = await _create(stub, alice, title="t", content="c", is_public=True)

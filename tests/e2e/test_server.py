@@ -92,8 +92,13 @@ async def test_bad_credentials_are_unauthenticated_with_one_message(
         assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED, case
         info = error_info(caught.value)
         assert info is not None and info.domain == "docgate", case
-        seen.add((caught.value.details(), info.reason))
-    assert len(seen) == 1
+        seen.add((case, caught.value.details(), info.reason))
+    # One message; the reason tells an expired token apart (RFC 6750) and nothing else.
+    assert {(details, reason) for _, details, reason in seen} == {
+        ("missing or invalid credentials", "INVALID_TOKEN"),
+        ("missing or invalid credentials", "TOKEN_EXPIRED"),
+    }
+    assert {case for case, _, reason in seen if reason == "TOKEN_EXPIRED"} == {"expired"}
 
 
 async def test_admin_rpc_is_permission_denied_for_free_user(
@@ -165,3 +170,11 @@ async def test_health_follows_the_database(server_url: str) -> None:
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
     finally:
         await running.stop(None)
+
+
+async def test_health_list_names_every_service(channel: grpc.aio.Channel) -> None:
+    reply = await health_pb2_grpc.HealthStub(channel).List(
+        health_pb2.HealthListRequest(), timeout=DEADLINE
+    )
+    assert set(reply.statuses) >= {"", "docgate.v1.DocumentService", "docgate.v1.UserService"}
+    assert {s.status for s in reply.statuses.values()} == {health_pb2.HealthCheckResponse.SERVING}

@@ -140,3 +140,23 @@ def test_keyset_refuses_a_token_of_another_shape() -> None:
     assert caught.value.reason == "INVALID_PAGE_TOKEN"
     with pytest.raises(InvalidArgument):
         Keyset((KeyKind.TEXT, KeyKind.UUID)).start(TOKENS, token, "fp")
+
+
+def test_page_token_secret_decides_the_key() -> None:
+    """DOCGATE_PAGE_TOKEN_SECRET: one key for every process of a deployment; unset with HS256,
+    derived from the JWT secret under its own label; required with RS256/ES256."""
+    from docgate.config import Settings
+    from docgate.tokens import KeyConfigurationError, page_token_key
+
+    jwt = "j" * 40
+    derived = page_token_key(Settings(jwt_secret=jwt))
+    assert derived == page_token_key(Settings(jwt_secret=jwt))  # every process, every restart
+    assert derived != jwt.encode()[:32]  # never the JWT key itself
+    chosen = page_token_key(Settings(jwt_secret=jwt, page_token_secret="p" * 32))
+    assert chosen != derived
+    token = PageTokens(chosen).encode("fp", ["a"])
+    assert PageTokens(chosen).decode(token, "fp") == ["a"]
+    with pytest.raises(InvalidArgument):
+        PageTokens(derived).decode(token, "fp")
+    with pytest.raises(KeyConfigurationError, match="PAGE_TOKEN_SECRET"):
+        page_token_key(Settings(jwt_algorithm="RS256"))

@@ -65,12 +65,27 @@ def test_unknown_method_is_denied_even_for_admin() -> None:
 
 
 def test_self_or_admin() -> None:
+    method = "/docgate.v1.UserService/GetUser"
     me = Principal(uuid.uuid4(), "me", frozenset({"free_user"}))
-    policy.require_self_or_admin(me, me.user_id)
-    with pytest.raises(PermissionDenied):
-        policy.require_self_or_admin(me, uuid.uuid4())
+    policy.require_self_or_admin(me, me.user_id, method)
+    with pytest.raises(PermissionDenied) as caught:
+        policy.require_self_or_admin(me, uuid.uuid4(), method)
+    assert caught.value.message == (
+        "docgate.v1.UserService/GetUser is available to admins; "
+        "a non-admin may only ask about themselves"
+    )
+    with pytest.raises(PermissionDenied) as caught:
+        policy.subject_user_id(me, "not-a-uuid", "id", method)
+    assert "only ask about themselves" in caught.value.message
     admin = Principal(uuid.uuid4(), "a", frozenset({"admin"}))
-    policy.require_self_or_admin(admin, uuid.uuid4())
+    policy.require_self_or_admin(admin, uuid.uuid4(), method)
+
+
+def test_a_refused_method_is_named() -> None:
+    me = Principal(uuid.uuid4(), "me", frozenset({"free_user"}))
+    with pytest.raises(PermissionDenied) as caught:
+        policy.check_rpc_access("/docgate.v1.RoleService/CreateRole", me)
+    assert caught.value.message == "docgate.v1.RoleService/CreateRole is available to admins only"
 
 
 def test_show_deleted_is_admin_only() -> None:

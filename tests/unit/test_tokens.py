@@ -18,7 +18,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from docgate.config import Settings
 from docgate.errors import Unauthenticated
-from docgate.tokens import GENERIC_MESSAGE, KeyConfigurationError, TokenMinter, TokenVerifier
+from docgate.tokens import (
+    GENERIC_MESSAGE,
+    KeyConfigurationError,
+    TokenMinter,
+    TokenRejected,
+    TokenVerifier,
+)
 
 SECRET = "s" * 48
 USER = uuid.uuid4()
@@ -238,3 +244,54 @@ def test_only_the_canonical_claims_docgate_mints_are_accepted(claims: dict[str, 
         verifier.verify(token)
     canonical = pyjwt.encode({"sub": str(user), "iat": now, "exp": now + 600}, secret)
     assert verifier.verify(canonical) == user
+
+
+# Built at collection time, possibly minutes before the test runs: each lives an hour, so only
+# the expired one is expired.
+_HOUR = int(time.time()) + 3600
+
+
+@pytest.mark.parametrize(
+    ("token", "reason", "cause"),
+    [
+        (_hs(exp=int(time.time()) - 120), "TOKEN_EXPIRED", "token expired"),
+        (_hs(nbf=int(time.time()) + 600, exp=_HOUR), "INVALID_TOKEN", "not yet valid"),
+        (_hs(iat=int(time.time()) + 600, exp=_HOUR), "INVALID_TOKEN", "not yet valid"),
+        (jwt.encode(_claims(exp=_HOUR), "w" * 48, algorithm="HS256"), "INVALID_TOKEN",
+         "bad signature"),
+        (jwt.encode(_claims(exp=_HOUR), None, algorithm="none"), "INVALID_TOKEN", "algorithm"),
+        (_hs(exp=None), "INVALID_TOKEN", "'exp'"),
+        (_hs(sub="not-a-uuid", exp=_HOUR), "INVALID_TOKEN", "sub is not a user id"),
+        ("not.a.jwt", "INVALID_TOKEN", "malformed"),
+    ],
+)  # fmt: skip
+def test_a_refusal_tells_the_log_why_and_the_caller_only_expired_or_not(
+    hs_verifier: TokenVerifier, token: str, reason: str, cause: str
+) -> None:
+    with pytest.raises(TokenRejected) as caught:
+        hs_verifier.verify(token)
+    assert (caught.value.message, caught.value.reason) == (GENERIC_MESSAGE, reason)
+    assert cause in caught.value.cause
+    assert token not in caught.value.cause
+
+
+def test_wrong_audience_and_issuer_are_told_apart() -> None:
+    verifier = TokenVerifier(Settings(jwt_secret=SECRET, jwt_audience="docgate", jwt_issuer="idp"))
+    for token, cause in (
+        (_hs(aud="other", iss="idp"), "wrong audience"),
+        (_hs(aud="docgate", iss="idp2"), "wrong issuer"),
+    ):
+        with pytest.raises(TokenRejected) as caught:
+            verifier.verify(token)
+        assert caught.value.cause == cause
+
+
+def test_a_remembered_token_that_expires_says_so() -> None:
+    clock = FakeClock()
+    verifier = TokenVerifier(Settings(jwt_secret=SECRET, jwt_leeway_seconds=0), clock=clock)
+    token = _hs(exp=int(clock.now) + 60)
+    assert verifier.verify(token) == USER
+    clock.now += 61
+    with pytest.raises(TokenRejected) as caught:
+        verifier.verify(token)
+    assert caught.value.reason == "TOKEN_EXPIRED"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -19,7 +20,7 @@ def async_url(url: str) -> URL:
     parsed = make_url(url)
     if parsed.drivername in ("postgres", "postgresql", "postgresql+asyncpg"):
         return parsed.set(drivername="postgresql+asyncpg")
-    raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}: use postgresql://")
+    raise ArgumentError(f"unsupported database URL scheme {parsed.drivername!r}: use postgresql://")
 
 
 def create_engine(url: str, settings: Settings) -> AsyncEngine:

@@ -52,6 +52,9 @@ _RETRY_WHOLE_CALL: Final = frozenset({"40001", "40P01"})
 _UNIQUE_VIOLATION: Final = "23505"
 _FOREIGN_KEY_VIOLATION: Final = "23503"
 _RESTRICT_VIOLATION: Final = "23001"  # ON DELETE RESTRICT: always "still referenced"
+# A table or column the code expects is missing: the schema is not at this build's revision
+# (health says NOT_SERVING and logs which, docgate.db.schema). Retryable once it is migrated.
+_SCHEMA_MISMATCH: Final = frozenset({"42P01", "42703"})
 
 
 def _driver_error(exc: BaseException) -> Any:
@@ -111,6 +114,8 @@ def translate(exc: BaseException) -> DocgateError | None:
         or (isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated)
     ):
         return errors.database_unavailable()
+    if sqlstate in _SCHEMA_MISMATCH:
+        return errors.schema_mismatch()
     if sqlstate in _RETRY_WHOLE_CALL:
         return errors.Aborted(
             "the call conflicted with a concurrent one; retry it", reason="CONCURRENT_UPDATE"

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import pool
+from alembic.script import ScriptDirectory
+from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from alembic import command
 from docgate.db.engine import async_url
+
+
+class MigrationsNotFound(RuntimeError):
+    """No alembic.ini where DOCGATE_ALEMBIC_INI (or the source tree) says."""
 
 
 def alembic_config() -> Config:
@@ -21,7 +27,7 @@ def alembic_config() -> Config:
         os.environ.get("DOCGATE_ALEMBIC_INI") or Path(__file__).resolve().parents[3] / "alembic.ini"
     )
     if not Path(ini).is_file():
-        raise RuntimeError(f"alembic.ini not found at {ini}; set DOCGATE_ALEMBIC_INI")
+        raise MigrationsNotFound(f"alembic.ini not found at {ini}; set DOCGATE_ALEMBIC_INI")
     cfg = Config(str(ini))
     cfg.attributes["configure_logging"] = False
     return cfg
@@ -63,3 +69,66 @@ async def check(url: str) -> None:
 
 async def current(url: str) -> str | None:
     return await _with_connection(url, "current", "head")
+
+
+def heads() -> frozenset[str]:
+    """The revisions this build's migrations end at (the schema it was written for)."""
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+@dataclass(frozen=True)
+class DowngradePlan:
+    """What a downgrade would do, found by running it in a transaction that is rolled back
+    (PostgreSQL's DDL is transactional): the tables and columns that would be gone, and how
+    many rows those tables hold now."""
+
+    current: str | None
+    target: str | None
+    dropped_tables: dict[str, int]
+    dropped_columns: list[str]
+
+    @property
+    def loses_data(self) -> bool:
+        return bool(self.dropped_tables or self.dropped_columns)
+
+
+_COLUMNS = text(
+    "SELECT table_name, column_name FROM information_schema.columns "
+    "WHERE table_schema = current_schema()"
+)
+
+
+def _shape(connection: Connection) -> set[tuple[str, str]]:
+    return {(row.table_name, row.column_name) for row in connection.execute(_COLUMNS)}
+
+
+def _plan(connection: Connection, revision: str) -> DowngradePlan:
+    current = MigrationContext.configure(connection).get_current_revision()
+    before = _shape(connection)
+    target = _run(connection, "downgrade", revision)
+    after = _shape(connection)
+    tables = sorted({table for table, _ in before} - {table for table, _ in after})
+    tables = [table for table in tables if table != "alembic_version"]
+    columns = sorted(
+        f"{table}.{column}" for table, column in before - after if table in {t for t, _ in after}
+    )
+    return DowngradePlan(current, target, dict.fromkeys(tables, 0), columns)
+
+
+async def plan_downgrade(url: str, revision: str) -> DowngradePlan:
+    """Dry-run ``downgrade revision`` and report what it would drop; nothing is changed."""
+    engine = create_async_engine(async_url(url), poolclass=pool.NullPool)
+    try:
+        async with engine.connect() as conn:
+            transaction = await conn.begin()
+            try:
+                plan = await conn.run_sync(_plan, revision)
+            finally:
+                await transaction.rollback()
+            for table in plan.dropped_tables:  # counted as they are now, after the rollback
+                quoted = conn.dialect.identifier_preparer.quote(table)
+                count = await conn.scalar(text(f"SELECT count(*) FROM {quoted}"))  # noqa: S608
+                plan.dropped_tables[table] = int(count or 0)
+        return plan
+    finally:
+        await engine.dispose()

@@ -2,11 +2,14 @@
 call, so a revocation or deactivation takes effect on the caller's next call) → function-level
 check from the policy table → the servicer runs with the Principal set (docgate.principal),
 inside the RPC's connection (checked out here, joined by the servicer's unit of work). Every
-kind of handler is authenticated alike, streaming ones included."""
+kind of handler is authenticated alike, streaming ones included.
+
+Every refusal is logged at INFO with its cause (tokens.TokenRejected) and, through the request
+id filter, the call's request id; the caller gets one generic message."""
 
 from __future__ import annotations
 
-import uuid
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,10 +19,11 @@ import grpc
 from docgate import policy
 from docgate.db.uow import UnitOfWork
 from docgate.edge.handlers import Context, Continuation, Handler, ServerInterceptor, wrap
-from docgate.errors import Unauthenticated
 from docgate.principal import Principal, acting_as
 from docgate.repositories.principals import load_principal
-from docgate.tokens import GENERIC_MESSAGE, TokenVerifier
+from docgate.tokens import TokenRejected, TokenVerifier
+
+log = logging.getLogger(__name__)
 
 _BEARER = "bearer "
 # Well above any real JWT; longer values are refused before any parsing.
@@ -29,15 +33,23 @@ _MAX_TOKEN_LENGTH = 8192
 def bearer_token(metadata: Any) -> str:
     """The token from exactly one ``authorization: Bearer <token>`` entry."""
     values = [value for key, value in (metadata or ()) if key == "authorization"]
+    if not values:
+        raise TokenRejected("no authorization metadata")
     if len(values) != 1 or not isinstance(values[0], str):
-        raise Unauthenticated(GENERIC_MESSAGE)
+        raise TokenRejected("more than one authorization entry")
     header = values[0]
     if header[: len(_BEARER)].lower() != _BEARER:
-        raise Unauthenticated(GENERIC_MESSAGE)
+        raise TokenRejected("authorization is not 'Bearer <token>'")
     token = header[len(_BEARER) :].strip()
-    if not token or len(token) > _MAX_TOKEN_LENGTH:
-        raise Unauthenticated(GENERIC_MESSAGE)
+    if not token:
+        raise TokenRejected("empty bearer token")
+    if len(token) > _MAX_TOKEN_LENGTH:
+        raise TokenRejected(f"bearer token longer than {_MAX_TOKEN_LENGTH} characters")
     return token
+
+
+def _log_refusal(method: str, context: Context, cause: str) -> None:
+    log.info("UNAUTHENTICATED %s from %s: %s", method, context.peer(), cause)
 
 
 class AuthInterceptor(ServerInterceptor):
@@ -47,11 +59,17 @@ class AuthInterceptor(ServerInterceptor):
 
     @asynccontextmanager
     async def _as_caller(self, method: str, context: Context) -> AsyncIterator[None]:
-        user_id: uuid.UUID = self._verifier.verify(bearer_token(context.invocation_metadata()))
+        try:
+            user_id = self._verifier.verify(bearer_token(context.invocation_metadata()))
+        except TokenRejected as rejected:
+            _log_refusal(method, context, rejected.cause)
+            raise
         async with self._uow.rpc() as connection:
             principal: Principal | None = await load_principal(connection, user_id)
             if principal is None:  # unknown or deactivated user: same answer as a bad token
-                raise Unauthenticated(GENERIC_MESSAGE)
+                cause = f"user {user_id} unknown or inactive"
+                _log_refusal(method, context, cause)
+                raise TokenRejected(cause)
             policy.check_rpc_access(method, principal)
             with acting_as(principal):
                 yield

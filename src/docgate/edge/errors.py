@@ -4,7 +4,9 @@ Domain errors keep their code and message and gain a google.rpc.ErrorInfo (domai
 Database errors were already translated into domain errors at the database boundary
 (docgate.db.errors), so this edge maps only docgate's own errors. Anything else is a bug:
 logged with its traceback and answered INTERNAL with a generic message, never the exception
-text; a NotImplementedError is UNIMPLEMENTED. A client's cancellation and grpc's own
+text, and an ErrorInfo (reason ``INTERNAL``) whose metadata carries the request id, so the
+caller's support ticket can name the log lines; a NotImplementedError is UNIMPLEMENTED. A
+client's cancellation and grpc's own
 AbortError pass through untouched.
 """
 
@@ -23,12 +25,25 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from docgate.edge.handlers import Context, Continuation, Handler, ServerInterceptor, wrap
-from docgate.errors import DocgateError
+from docgate.edge.requests import current_request_id
+from docgate.errors import Code, DocgateError
 
 log = logging.getLogger(__name__)
 
 DOMAIN = "docgate"
 INTERNAL_MESSAGE = "internal error"
+
+
+class _Internal(DocgateError):
+    """What the caller learns about a bug: that it happened, and which call it was."""
+
+    code = Code.INTERNAL
+    default_reason = "INTERNAL"
+
+
+def internal_error() -> DocgateError:
+    request_id = current_request_id()
+    return _Internal(INTERNAL_MESSAGE, metadata={"request_id": request_id} if request_id else None)
 
 
 def status_for(error: DocgateError) -> grpc.Status:
@@ -60,7 +75,7 @@ async def statuses(context: Context) -> AsyncIterator[None]:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "method not implemented")
     except Exception:
         log.exception("unhandled error")
-        await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
+        await abort(context, status_for(internal_error()))
 
 
 class ErrorMappingInterceptor(ServerInterceptor):
@@ -71,4 +86,4 @@ class ErrorMappingInterceptor(ServerInterceptor):
         continuation: Continuation,
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler:  # None (no such method) passes through: grpc answers UNIMPLEMENTED
-        return wrap(await continuation(handler_call_details), statuses)  # type: ignore[return-value]
+        return wrap(await continuation(handler_call_details), statuses, checks_requests=True)  # type: ignore[return-value]

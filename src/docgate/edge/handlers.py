@@ -66,9 +66,11 @@ def _tolerant(deserializer: Any) -> Any:
     return parse
 
 
-def _checked(request: Any, streamed: bool) -> Any:
+def _checked(request: Any, streamed: bool | None) -> Any:
     """The request, or INVALID_ARGUMENT for bytes that did not parse (lazily, per streamed
-    message)."""
+    message); ``streamed`` None: not this wrapper's job, pass it on."""
+    if streamed is None:
+        return request
     if not streamed:
         if request is MALFORMED:
             raise _malformed()
@@ -83,7 +85,7 @@ def _checked(request: Any, streamed: bool) -> Any:
     return messages()
 
 
-def _unary_response(behavior: Any, around: Around, streamed: bool) -> Any:
+def _unary_response(behavior: Any, around: Around, streamed: bool | None) -> Any:
     async def call(request: Any, context: Context) -> Any:
         async with around(context):
             return await behavior(_checked(request, streamed), context)
@@ -91,7 +93,7 @@ def _unary_response(behavior: Any, around: Around, streamed: bool) -> Any:
     return call
 
 
-def _streamed_response(behavior: Any, around: Around, streamed: bool) -> Any:
+def _streamed_response(behavior: Any, around: Around, streamed: bool | None) -> Any:
     async def call(request: Any, context: Context) -> AsyncIterator[Any]:
         async with around(context):
             result = behavior(_checked(request, streamed), context)
@@ -104,23 +106,28 @@ def _streamed_response(behavior: Any, around: Around, streamed: bool) -> Any:
     return call
 
 
-def wrap(handler: Handler | None, around: Around) -> Handler | None:
+def wrap(
+    handler: Handler | None, around: Around, *, checks_requests: bool = False
+) -> Handler | None:
     """``handler`` with its behaviour run inside ``around``; None (no such method) stays None,
-    so grpc answers UNIMPLEMENTED."""
+    so grpc answers UNIMPLEMENTED. Every wrapper parses requests tolerantly; the one with
+    ``checks_requests`` (the error interceptor, whose ``around`` maps the error) refuses
+    malformed ones."""
     if handler is None:
         return None
     codec = {
         "request_deserializer": _tolerant(handler.request_deserializer),
         "response_serializer": handler.response_serializer,
     }
+    unary, streamed = (False, True) if checks_requests else (None, None)
     if handler.unary_unary is not None:
-        behavior = _unary_response(handler.unary_unary, around, streamed=False)
+        behavior = _unary_response(handler.unary_unary, around, unary)
         return grpc.unary_unary_rpc_method_handler(behavior, **codec)
     if handler.unary_stream is not None:
-        behavior = _streamed_response(handler.unary_stream, around, streamed=False)
+        behavior = _streamed_response(handler.unary_stream, around, unary)
         return grpc.unary_stream_rpc_method_handler(behavior, **codec)
     if handler.stream_unary is not None:
-        behavior = _unary_response(handler.stream_unary, around, streamed=True)
+        behavior = _unary_response(handler.stream_unary, around, streamed)
         return grpc.stream_unary_rpc_method_handler(behavior, **codec)
-    behavior = _streamed_response(handler.stream_stream, around, streamed=True)
+    behavior = _streamed_response(handler.stream_stream, around, streamed)
     return grpc.stream_stream_rpc_method_handler(behavior, **codec)

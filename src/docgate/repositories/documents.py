@@ -26,6 +26,7 @@ from docgate.db.uow import page_tokens, principal_of
 from docgate.errors import (
     Aborted,
     AlreadyExists,
+    InvalidArgument,
     PermissionDenied,
     document_not_found,
     request_id_reused,
@@ -208,7 +209,7 @@ class DocumentRepository:
         return await self._write(doc_id, changes)
 
     async def undelete(self, doc_id: uuid.UUID) -> documents_pb2.Document:
-        policy.require_admin(self._principal)
+        policy.require_admin(self._principal, "/docgate.v1.DocumentService/UndeleteDocument")
         locked = await self._lock(doc_id, show_deleted=True)
         if not locked.is_deleted:
             raise AlreadyExists("the document is not deleted", reason="DOCUMENT_NOT_DELETED")
@@ -216,7 +217,7 @@ class DocumentRepository:
         return await self._write(doc_id, changes, show_deleted=True)
 
     async def purge(self, doc_id: uuid.UUID) -> None:
-        policy.require_admin(self._principal)
+        policy.require_admin(self._principal, "/docgate.v1.DocumentService/PurgeDocument")
         stmt = (
             delete(Document)
             .where(Document.id == doc_id)
@@ -246,6 +247,11 @@ class DocumentRepository:
         locked = await self._lock(doc_id)
         if not policy.may_modify_document(self._principal, locked.owner_id):
             raise PermissionDenied(_MAY_NOT_MODIFY, reason="NOT_DOCUMENT_OWNER")
+        if version is not None and version > locked.version:
+            # Versions only grow, so this etag cannot have come from docgate.
+            raise InvalidArgument(
+                "etag is not one this service issued", field="etag", reason="INVALID_ETAG"
+            )
         if version is not None and version != locked.version:
             raise Aborted(
                 "the document changed since that etag was read; read it again",

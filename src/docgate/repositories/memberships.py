@@ -24,7 +24,7 @@ ADMIN_GUARD_LOCK = 0x646F_6367_6164_6D6E  # "docgadmn"
 
 async def require_user(session: AsyncSession, user_id: uuid.UUID) -> None:
     if not await session.scalar(select(exists().where(User.id == user_id))):
-        raise user_not_found()
+        raise user_not_found(user_id)
 
 
 async def guard_last_admin(session: AsyncSession, user_id: uuid.UUID) -> None:
@@ -72,7 +72,7 @@ class MembershipRepository:
             select(UserRole.assigned_at).where(UserRole.user_id == user_id, UserRole.role_id == rid)
         )
         if assigned_at is None:
-            raise user_not_found()
+            raise user_not_found(user_id)
         return mapping.membership(user_id=user_id, role=role, assigned_at=assigned_at)
 
     async def revoke(self, user_id: uuid.UUID, role: str) -> None:

@@ -67,7 +67,7 @@ class UserRepository:
         # GetCurrentUser's query: prepared once (docgate.db.prepared).
         row = await _USER_BY_ID.fetchrow(await self._session.connection(), user_id=user_id)
         if row is None:
-            raise user_not_found()
+            raise user_not_found(user_id)
         return mapping.user(**dict(row))
 
     async def create(self, username: str, email: str, roles: list[str]) -> users_pb2.User:
@@ -92,7 +92,7 @@ class UserRepository:
             condition = User.username == id_or_username
         user_id = await self._session.scalar(select(User.id).where(condition))
         if user_id is None:
-            raise user_not_found()
+            raise user_not_found(id_or_username)
         return user_id
 
     async def list_page(

@@ -88,7 +88,9 @@ class RoleService(roles_pb2_grpc.RoleServiceServicer):
     async def ListUserRoles(
         self, request: roles_pb2.ListUserRolesRequest, context: Context
     ) -> roles_pb2.ListUserRolesResponse:
-        user_id = policy.subject_user_id(require_principal(), request.user_id, "user_id")
+        user_id = policy.subject_user_id(
+            require_principal(), request.user_id, "user_id", "/docgate.v1.RoleService/ListUserRoles"
+        )
         async with self._uow.read() as session:
             return await MembershipRepository(session).list_for_user(user_id)
 
@@ -104,7 +106,9 @@ class RoleService(roles_pb2_grpc.RoleServiceServicer):
     async def CheckRole(
         self, request: roles_pb2.CheckRoleRequest, context: Context
     ) -> roles_pb2.CheckRoleResponse:
-        user_id = policy.subject_user_id(require_principal(), request.user_id, "user_id")
+        user_id = policy.subject_user_id(
+            require_principal(), request.user_id, "user_id", "/docgate.v1.RoleService/CheckRole"
+        )
         role = validation.role_name(request.role)
         async with self._uow.read() as session:
             has_role = await MembershipRepository(session).has_role(user_id, role)

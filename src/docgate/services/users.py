@@ -40,7 +40,9 @@ class UserService(users_pb2_grpc.UserServiceServicer):
             return await UserRepository(session).create(username, email, roles)
 
     async def GetUser(self, request: users_pb2.GetUserRequest, context: Context) -> users_pb2.User:
-        user_id = policy.subject_user_id(require_principal(), request.id, "id")
+        user_id = policy.subject_user_id(
+            require_principal(), request.id, "id", "/docgate.v1.UserService/GetUser"
+        )
         async with self._uow.read() as session:
             return await UserRepository(session).get(user_id)
 
