@@ -74,6 +74,16 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
     await _drop_database(url)
 
 
+@pytest.fixture(scope="module")
+async def module_database_url(server_url: str) -> AsyncIterator[str]:
+    """A database migrated to head, of the module's own: for a world that must be alone in
+    its database (listings without a filter that scopes them to the test's rows)."""
+    url = await _fresh_database(server_url, "docgate_module")
+    await migrations.upgrade(url)
+    yield url
+    await _drop_database(url)
+
+
 @pytest.fixture
 async def scratch_database_url(server_url: str) -> AsyncIterator[str]:
     """An empty database of the test's own."""

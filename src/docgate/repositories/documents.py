@@ -136,6 +136,16 @@ class DocumentRepository:
             _check_replay(row, new.request_hash)
         return mapping.document(row._mapping)
 
+    async def created_with(self, request_id: uuid.UUID) -> documents_pb2.Document | None:
+        """The caller's document created with ``request_id``, whatever happened to it since
+        (a retry returns the first result), or None."""
+        conn = await self._session.connection()
+        original = select(*READ_COLUMNS).where(
+            COLUMNS.owner_id == self._principal.user_id, COLUMNS.request_id == request_id
+        )
+        row = (await conn.execute(original)).first()
+        return None if row is None else mapping.document(row._mapping)
+
     async def get(self, doc_id: uuid.UUID, *, show_deleted: bool) -> documents_pb2.Document:
         query = sql.get_one(sql.visible_to(self._principal, show_deleted=show_deleted))
         rows = await query.fetch(self._session, self._principal, doc_id=doc_id)

@@ -43,9 +43,16 @@ class DocumentService(documents_pb2_grpc.DocumentServiceServicer):
             request_hash=check.request_digest(request) if request.request_id else None,
         )
         async with self._uow.transaction() as session:
+            documents = DocumentRepository(session)
+            # A retry returns the first document before any precondition is checked again:
+            # its project may have been archived since.
+            if new.request_id is not None and (
+                first := await documents.created_with(new.request_id)
+            ):
+                return first
             if new.project_id is not None:
                 await ProjectRepository(session).require_attachable(new.project_id)
-            return await DocumentRepository(session).create(new)
+            return await documents.create(new)
 
     async def GetDocument(
         self, request: documents_pb2.GetDocumentRequest, context: Context

@@ -242,6 +242,11 @@ class ProjectService(projects_pb2_grpc.ProjectServiceServicer):
         project_id = check.optional_id(request.project_id, "project_id")
         request_id = check.optional_id(request.request_id, "request_id")
         async with self._uow.transaction() as session:
+            documents = DocumentRepository(session)
+            # A retry returns the first document, whatever happened since to the template
+            # (changed, deleted) or to the project (archived).
+            if request_id is not None and (first := await documents.created_with(request_id)):
+                return first
             template = await TemplateRepository(session).get(name)
             body = templates.render(template.body, dict(request.values))
             content = check.content(body, self._max_content_bytes, "values")
@@ -256,4 +261,4 @@ class ProjectService(projects_pb2_grpc.ProjectServiceServicer):
                 project_id=project_id,
                 request_hash=check.request_digest(request) if request_id else None,
             )
-            return await DocumentRepository(session).create(new)
+            return await documents.create(new)
