@@ -78,9 +78,15 @@ async def test_request_id_retry_returns_the_first_project(app: App, stub: Stub) 
     key = random_id()
     first = await create_project(stub, alice, "first", request_id=key)
     await change(stub, alice, "ActivateProject", first.id)
-    retry = await create_project(stub, alice, "second", request_id=key)
+    retry = await create_project(stub, alice, "first", request_id=key)
     # The first project, whatever happened to it since.
     assert (retry.id, retry.name, retry.state) == (first.id, "first", ACTIVE)
+    # The key on another request is not a retry (AIP-155; issue 11 finding 5).
+    await expect_error(
+        create_project(stub, alice, "second", request_id=key),
+        CODE.INVALID_ARGUMENT,
+        "REQUEST_ID_REUSED",
+    )
     other = await create_project(stub, bob, "first", request_id=key)  # keys are per caller
     assert other.id != first.id
     sql = "SELECT count(*) FROM projects WHERE request_id = :key"
@@ -91,7 +97,9 @@ async def test_request_id_retry_returns_the_first_project(app: App, stub: Stub) 
 async def test_a_racing_pair_with_one_request_id_makes_one_project(app: App, stub: Stub) -> None:
     for _ in range(5):
         alice, key = await make_user(app), random_id()
-        pair = await asyncio.gather(*(create_project(stub, alice, request_id=key) for _ in "ab"))
+        pair = await asyncio.gather(
+            *(create_project(stub, alice, "same", request_id=key) for _ in "ab")
+        )
         assert pair[0] == pair[1]
         sql = "SELECT count(*) FROM projects WHERE owner_id = :owner"
         assert await count_rows(app, sql, owner=alice.id) == 1

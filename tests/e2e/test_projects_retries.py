@@ -62,15 +62,22 @@ async def test_render_request_id_is_the_create_document_key(
         )
 
     first, second = await asyncio.gather(
-        _render(stub, bob, request("1")), _render(stub, bob, request("2"))
+        _render(stub, bob, request("1")), _render(stub, bob, request("1"))
     )
     assert first == second
-    again = await _render(stub, bob, request("3"))
-    same_key = await docs.CreateDocument(
-        dpb.CreateDocumentRequest(document=dpb.Document(title="other"), request_id=key),
-        metadata=bob.metadata,
+    again = await _render(stub, bob, request("1"))
+    assert again == first
+    # One key, one request (issue 11 finding 5): other values, or a CreateDocument, with the
+    # same key are INVALID_ARGUMENT, and nothing is written.
+    await expect_error(_render(stub, bob, request("3")), CODE.INVALID_ARGUMENT, "REQUEST_ID_REUSED")
+    await expect_error(
+        docs.CreateDocument(
+            dpb.CreateDocumentRequest(document=dpb.Document(title="other"), request_id=key),
+            metadata=bob.metadata,
+        ),
+        CODE.INVALID_ARGUMENT,
+        "REQUEST_ID_REUSED",
     )
-    assert again == first and same_key == first
     assert await count_rows(app, DOCS_OF, owner=bob.id) == 1
     bad = pb.CreateDocumentFromTemplateRequest(
         template=slug, values={"x": "1"}, title="t", request_id="k"

@@ -136,15 +136,21 @@ class DocumentRepository:
             _check_replay(row, new.request_hash)
         return mapping.document(row._mapping)
 
-    async def created_with(self, request_id: uuid.UUID) -> documents_pb2.Document | None:
-        """The caller's document created with ``request_id``, whatever happened to it since
-        (a retry returns the first result), or None."""
+    async def created_with(
+        self, request_id: uuid.UUID, request_hash: bytes | None
+    ) -> documents_pb2.Document | None:
+        """The caller's document created with ``request_id`` by this same request, whatever
+        happened to it since (a retry returns the first result), or None; the id used for
+        another request, or a document since deleted, is REQUEST_ID_REUSED."""
         conn = await self._session.connection()
-        original = select(*READ_COLUMNS).where(
+        original = select(*READ_COLUMNS, COLUMNS.is_deleted, COLUMNS.request_hash).where(
             COLUMNS.owner_id == self._principal.user_id, COLUMNS.request_id == request_id
         )
         row = (await conn.execute(original)).first()
-        return None if row is None else mapping.document(row._mapping)
+        if row is None:
+            return None
+        _check_replay(row, request_hash)
+        return mapping.document(row._mapping)
 
     async def get(self, doc_id: uuid.UUID, *, show_deleted: bool) -> documents_pb2.Document:
         query = sql.get_one(sql.visible_to(self._principal, show_deleted=show_deleted))

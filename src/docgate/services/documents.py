@@ -47,7 +47,7 @@ class DocumentService(documents_pb2_grpc.DocumentServiceServicer):
             # A retry returns the first document before any precondition is checked again:
             # its project may have been archived since.
             if new.request_id is not None and (
-                first := await documents.created_with(new.request_id)
+                first := await documents.created_with(new.request_id, new.request_hash)
             ):
                 return first
             if new.project_id is not None:

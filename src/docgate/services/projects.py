@@ -241,11 +241,14 @@ class ProjectService(projects_pb2_grpc.ProjectServiceServicer):
         title = check.title(request.title)
         project_id = check.optional_id(request.project_id, "project_id")
         request_id = check.optional_id(request.request_id, "request_id")
+        digest = check.request_digest(request) if request_id else None
         async with self._uow.transaction() as session:
             documents = DocumentRepository(session)
             # A retry returns the first document, whatever happened since to the template
             # (changed, deleted) or to the project (archived).
-            if request_id is not None and (first := await documents.created_with(request_id)):
+            if request_id is not None and (
+                first := await documents.created_with(request_id, digest)
+            ):
                 return first
             template = await TemplateRepository(session).get(name)
             body = templates.render(template.body, dict(request.values))
@@ -259,6 +262,6 @@ class ProjectService(projects_pb2_grpc.ProjectServiceServicer):
                 requires_paid_access=request.requires_paid_access,
                 request_id=request_id,
                 project_id=project_id,
-                request_hash=check.request_digest(request) if request_id else None,
+                request_hash=digest,
             )
             return await documents.create(new)
