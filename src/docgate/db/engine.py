@@ -36,6 +36,9 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
         pool_timeout=settings.pool_timeout,
         # Transactions are explicit (UnitOfWork.transaction); see docgate.db.uow for why.
         isolation_level="AUTOCOMMIT",
+        # Statement parameters are request data (document content, e-mail addresses): never in
+        # an exception's text, so never in a log line.
+        hide_parameters=True,
         connect_args={"server_settings": server_settings},
     )
 
