@@ -29,8 +29,19 @@ class BoundedRecords(logging.Filter):
             record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip()
             record.exc_info = None
         if record.exc_text and len(record.exc_text) > MAX_TRACEBACK:
-            record.exc_text = "[cut]… " + record.exc_text[-MAX_TRACEBACK:]
+            lines = [_short(line) for line in record.exc_text.splitlines()]
+            text = "\n".join(lines)
+            record.exc_text = (
+                text if len(text) <= MAX_TRACEBACK else "[cut]…" + text[-MAX_TRACEBACK:]
+            )
         return True
+
+
+def _short(line: str) -> str:
+    """One traceback line, at most a quarter of the budget (the exception's own line can carry
+    a whole request's worth of text)."""
+    limit = MAX_TRACEBACK // 4
+    return line if len(line) <= limit else line[:limit] + _CUT
 
 
 def install(handlers: list[logging.Handler]) -> None:
