@@ -21,22 +21,44 @@ QUICK = LoadShape(
 )
 FULL_DOCS = (10_000, 1_000_000)
 QUICK_DOCS = (10_000, 100_000)
+# Projects with 10 feedback each: 100k projects are a million feedback rows (~15 s to seed).
+FULL_PROJECTS = (10_000, 100_000)
+QUICK_PROJECTS = (10_000, 100_000)
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(sorted({int(part.replace("_", "")) for part in text.split(",")}))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not a list of counts: {text!r}") from error
 
 
 def _docs(text: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(sorted({int(part.replace("_", "")) for part in text.split(",")}))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"not a list of counts: {text!r}") from error
+    sizes = _counts(text)
     if not sizes or sizes[0] < 1000:
         raise argparse.ArgumentTypeError("every size must be at least 1000 documents")
     return sizes
 
 
+def _projects(text: str) -> tuple[int, ...]:
+    """Project counts; 0 alone skips the project scenarios."""
+    sizes = _counts(text)
+    if sizes == (0,):
+        return ()
+    if not sizes or sizes[0] < 1000:
+        raise argparse.ArgumentTypeError("every size must be at least 1000 projects (or 0)")
+    return sizes
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="short rounds, 10k and 100k docs")
+    parser.add_argument(
+        "--quick", action="store_true", help="short rounds, 10k and 100k docs and projects"
+    )
     parser.add_argument("--docs", type=_docs, help="document counts, e.g. 10000,1000000")
+    parser.add_argument(
+        "--projects", type=_projects, help="project counts, e.g. 10000,100000 (0: none)"
+    )
     parser.add_argument("--rounds", type=int, help="alternating rounds per scenario")
     parser.add_argument("--duration", type=float, help="measured seconds per round")
     parser.add_argument("--concurrency", type=int, help="calls in flight per load process")
@@ -57,7 +79,12 @@ def options(args: argparse.Namespace) -> Options:
         initial_warmup_s=base.initial_warmup_s,
     )
     docs = args.docs or (QUICK_DOCS if args.quick else FULL_DOCS)
-    return Options(docs=docs, shape=shape, results_dir=args.results, quick=args.quick)
+    projects = args.projects
+    if projects is None:
+        projects = QUICK_PROJECTS if args.quick else FULL_PROJECTS
+    return Options(
+        docs=docs, projects=projects, shape=shape, results_dir=args.results, quick=args.quick
+    )
 
 
 def _abort(signum: int, frame: FrameType | None) -> None:
@@ -69,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _abort)
     signal.signal(signal.SIGALRM, _abort)
-    signal.alarm(args.max_seconds or (300 if args.quick else 1200))
+    signal.alarm(args.max_seconds or (420 if args.quick else 1500))
     try:
         run(options(args))
     except KeyboardInterrupt:

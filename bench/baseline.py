@@ -20,12 +20,27 @@ from typing import Any
 import asyncpg
 import grpc
 import grpc.aio
-from docgate.v1 import documents_pb2, documents_pb2_grpc, users_pb2, users_pb2_grpc
+from docgate.v1 import (
+    documents_pb2,
+    documents_pb2_grpc,
+    projects_pb2,
+    projects_pb2_grpc,
+    users_pb2,
+    users_pb2_grpc,
+)
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 
-from bench.baseline_sql import GET_SQL, LIST_SQL, PAGE_SIZE, ROLES_SQL, USER_SQL
+from bench.baseline_sql import (
+    GET_PROJECT_SQL,
+    GET_SQL,
+    LIST_PROJECTS_SQL,
+    LIST_SQL,
+    PAGE_SIZE,
+    ROLES_SQL,
+    USER_SQL,
+)
 
 USER_HEADER = "x-bench-user-id"
 # docgate's default pool: pool_size 10 + max_overflow 10.
@@ -53,6 +68,23 @@ def document(row: asyncpg.Record) -> documents_pb2.Document:
     if row["delete_time"] is not None:
         doc.delete_time.CopyFrom(timestamp(row["delete_time"]))
     return doc
+
+
+def project(row: asyncpg.Record) -> projects_pb2.Project:
+    message = projects_pb2.Project(
+        id=str(row["id"]),
+        name=row["name"],
+        description=row["description"],
+        state=projects_pb2.Project.State.Value(row["state"].upper()),
+        owner_id=str(row["owner_id"]),
+        create_time=timestamp(row["create_time"]),
+        update_time=timestamp(row["update_time"]),
+        etag=f'W/"{row["version"]}"',
+        feedback_count=row["feedback_count"],
+    )
+    if row["average_score"] is not None:
+        message.average_score = row["average_score"]
+    return message
 
 
 def page_token(row: asyncpg.Record) -> str:
@@ -140,6 +172,45 @@ class Documents(documents_pb2_grpc.DocumentServiceServicer):
         return response
 
 
+class Projects(projects_pb2_grpc.ProjectServiceServicer):
+    """GetProject (the BASIC view) and the first page of ListProjects in the default order."""
+
+    def __init__(self, pool: asyncpg.Pool, caller: Caller) -> None:
+        self._pool = pool
+        self._caller = caller
+
+    async def GetProject(
+        self, request: projects_pb2.GetProjectRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> projects_pb2.Project:
+        user_id, role = await self._caller(context)
+        if request.view == projects_pb2.PROJECT_VIEW_FULL:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the baseline has no FULL view")
+        try:
+            project_id = uuid.UUID(request.id)
+        except ValueError:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "id must be a UUID")
+        args = (project_id,) if role == "admin" else (project_id, user_id)
+        row = await self._pool.fetchrow(GET_PROJECT_SQL[role], *args)
+        if row is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "project not found")
+        return project(row)
+
+    async def ListProjects(
+        self,
+        request: projects_pb2.ListProjectsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> projects_pb2.ListProjectsResponse:
+        user_id, role = await self._caller(context)
+        args = () if role == "admin" else (user_id,)
+        rows = await self._pool.fetch(LIST_PROJECTS_SQL[role], *args)
+        response = projects_pb2.ListProjectsResponse(
+            projects=[project(row) for row in rows[:PAGE_SIZE]]
+        )
+        if len(rows) > PAGE_SIZE:
+            response.next_page_token = page_token(rows[PAGE_SIZE - 1])
+        return response
+
+
 async def load_roles(pool: asyncpg.Pool) -> dict[uuid.UUID, str]:
     rows = await pool.fetch(ROLES_SQL)
     return {row["user_id"]: role_of(row["roles"]) for row in rows}
@@ -157,8 +228,10 @@ async def serve(dsn: str, listen: str) -> None:
     # Only the measured RPCs are implemented; the others keep the generated UNIMPLEMENTED.
     users = Users(pool, caller)  # type: ignore[abstract]
     documents = Documents(pool, caller)  # type: ignore[abstract]
+    projects = Projects(pool, caller)  # type: ignore[abstract]
     users_pb2_grpc.add_UserServiceServicer_to_server(users, server)
     documents_pb2_grpc.add_DocumentServiceServicer_to_server(documents, server)
+    projects_pb2_grpc.add_ProjectServiceServicer_to_server(projects, server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     if server.add_insecure_port(listen) == 0:

@@ -40,3 +40,35 @@ ROLES_SQL = """
 SELECT ur.user_id, array_agg(r.name) AS roles
 FROM user_roles ur JOIN roles r ON r.id = ur.role_id GROUP BY ur.user_id
 """
+
+# Projects, as docgate.policy writes the rule: admins see all, the owner their own, everyone
+# else ACTIVE and COMPLETED ({me} = the caller).
+PROJECT_VISIBILITY = {
+    "admin": "true",
+    "paid_user": "(p.owner_id = {me} OR p.state IN ('active', 'completed'))",
+    "free_user": "(p.owner_id = {me} OR p.state IN ('active', 'completed'))",
+}
+_PROJECT_COLUMNS = (
+    "p.id, p.name, p.description, p.state, p.owner_id, p.create_time, p.update_time, p.version"
+)
+# feedback_count (every item) and average_score (scored items only: avg skips NULL), per project
+# from the (project_id, create_time, id) index.
+_PROJECT_STATS = (
+    "CROSS JOIN LATERAL (SELECT count(*) AS feedback_count, avg(f.score) AS average_score"
+    " FROM feedback f WHERE f.project_id = p.id) s"
+)
+# GetProject: $1 = project id, $2 = caller (not for admins).
+GET_PROJECT_SQL = {
+    role: f"SELECT {_PROJECT_COLUMNS}, s.* FROM projects p {_PROJECT_STATS}"
+    " WHERE p.id = $1 AND " + pred.format(me="$2")
+    for role, pred in PROJECT_VISIBILITY.items()
+}
+# ListProjects, first page in the default order: the page first, then the aggregates for its
+# rows only. $1 = caller (not for admins).
+LIST_PROJECTS_SQL = {
+    role: f"SELECT p.*, s.* FROM (SELECT {_PROJECT_COLUMNS} FROM projects p WHERE "
+    + pred.format(me="$1")
+    + f" ORDER BY p.create_time DESC, p.id DESC LIMIT {PAGE_SIZE + 1}) p {_PROJECT_STATS}"
+    " ORDER BY p.create_time DESC, p.id DESC"
+    for role, pred in PROJECT_VISIBILITY.items()
+}

@@ -103,7 +103,7 @@ async def seed_documents(conn: asyncpg.Connection, total: int) -> float:
     await conn.execute("SET maintenance_work_mem = '256MB'")
     rebuild = total - have >= REBUILD_INDEXES_FROM
     async with conn.transaction():
-        indexes = await _drop_secondary_indexes(conn) if rebuild else []
+        indexes = await drop_secondary_indexes(conn, "documents") if rebuild else []
         await conn.execute(_INSERT_DOCUMENTS, have + 1, total, timeout=900)
         for definition in indexes:
             await conn.execute(definition, timeout=900)
@@ -116,13 +116,14 @@ async def seed_documents(conn: asyncpg.Connection, total: int) -> float:
 _SECONDARY_INDEXES = """
 SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS definition
 FROM pg_index i
-WHERE i.indrelid = 'documents'::regclass
+WHERE i.indrelid = $1::regclass
   AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
 """
 
 
-async def _drop_secondary_indexes(conn: asyncpg.Connection) -> list[str]:
-    rows = await conn.fetch(_SECONDARY_INDEXES)
+async def drop_secondary_indexes(conn: asyncpg.Connection, table: str) -> list[str]:
+    """Drop ``table``'s indexes that back no constraint; returns their definitions."""
+    rows = await conn.fetch(_SECONDARY_INDEXES, table)
     for row in rows:
         await conn.execute(f"DROP INDEX {row['name']}")
     return [row["definition"] for row in rows]
@@ -139,13 +140,21 @@ async def visible_targets(conn: asyncpg.Connection, caller: Caller) -> list[str]
     """Random ids of documents ``caller`` may see, spread over the whole table."""
     admin = caller.role == "admin"
     paid = caller.role == "paid_user"
-    total = await conn.fetchval("SELECT count(*) FROM documents")
+    return await sample_ids(conn, "documents", _SAMPLE_SQL, caller, admin, paid)
+
+
+async def sample_ids(
+    conn: asyncpg.Connection, table: str, sql: str, caller: Caller, *flags: bool
+) -> list[str]:
+    """Up to TARGETS_PER_CALLER random ids from ``sql``, a TABLESAMPLE of ``table`` that takes
+    the caller's id, ``flags`` and the sample percentage as its parameters, in that order."""
+    total = await conn.fetchval(f"SELECT count(*) FROM {table}")
     percent = min(100.0, 100.0 * 2 * TARGETS_PER_CALLER / max(1, total))
     ids: list[str] = []
     for _ in range(50):
         if len(ids) >= TARGETS_PER_CALLER:
             break
-        rows = await conn.fetch(_SAMPLE_SQL, caller.user_id, admin, paid, percent)
+        rows = await conn.fetch(sql, caller.user_id, *flags, percent)
         ids.extend(row["id"] for row in rows)
     unique = list(dict.fromkeys(ids))
     random.Random(caller.user_id).shuffle(unique)

@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 import grpc
 
-from bench import calls, database, report, targets
+from bench import calls, database, projects, report, targets
 from bench.database import Caller
 from bench.loadgen import Call, Metadata
 from bench.runner import Comparison, LoadShape, Runner
@@ -30,6 +30,8 @@ from bench.runner import Comparison, LoadShape, Runner
 @dataclass(frozen=True)
 class Options:
     docs: tuple[int, ...]
+    # Project counts for GetProject/ListProjects; empty skips them.
+    projects: tuple[int, ...]
     shape: LoadShape
     results_dir: Path
     quick: bool
@@ -75,6 +77,18 @@ async def _grow(url: str, docs: int, callers: list[Caller]) -> tuple[float, list
     return seconds, found
 
 
+async def _grow_projects(
+    url: str, total: int, callers: list[Caller]
+) -> tuple[float, list[list[str]]]:
+    conn = await asyncpg.connect(url)
+    try:
+        seconds = await projects.seed_projects(conn, total)
+        found = [await projects.visible_projects(conn, caller) for caller in callers]
+    finally:
+        await conn.close()
+    return seconds, found
+
+
 def scenario(session: Session, method: str, call_set: tuple[Call, ...]) -> Comparison:
     """Probe both servers, then measure those that answer correctly."""
     runnable: dict[str, str] = {}
@@ -114,6 +128,19 @@ def _git_revision() -> str:
     return "unknown"
 
 
+def _measure(
+    session: Session,
+    meta: dict[str, Any],
+    results: dict[str, Comparison],
+    name: str,
+    method: str,
+    call_set: tuple[Call, ...],
+) -> None:
+    _log(f"scenario {name}")
+    meta["loadavg"][name] = _loadavg()
+    results[name] = scenario(session, method, call_set)
+
+
 def _run_sizes(session: Session, docs: tuple[int, ...], meta: dict[str, Any]) -> dict[str, Any]:
     results: dict[str, Comparison] = {}
     for index, size in enumerate(docs):
@@ -122,18 +149,28 @@ def _run_sizes(session: Session, docs: tuple[int, ...], meta: dict[str, Any]) ->
         meta["seed_seconds"][str(size)] = round(seconds, 1)
         _log(f"{size:,} documents ready ({seconds:.1f}s)")
         if index == 0:
-            _log("scenario GetCurrentUser")
-            meta["loadavg"]["GetCurrentUser"] = _loadavg()
             user_calls = calls.current_user_calls(session.headers)
-            results["GetCurrentUser"] = scenario(session, calls.GET_CURRENT_USER, user_calls)
+            _measure(session, meta, results, "GetCurrentUser", calls.GET_CURRENT_USER, user_calls)
         get_calls = calls.get_calls(session.headers, found)
-        _log(f"scenario GetDocument@{size}")
-        meta["loadavg"][f"GetDocument@{size}"] = _loadavg()
-        results[f"GetDocument@{size}"] = scenario(session, calls.GET_DOCUMENT, get_calls)
-        _log(f"scenario ListDocuments@{size}")
-        meta["loadavg"][f"ListDocuments@{size}"] = _loadavg()
+        _measure(session, meta, results, f"GetDocument@{size}", calls.GET_DOCUMENT, get_calls)
         list_calls = calls.list_calls(session.headers)
-        results[f"ListDocuments@{size}"] = scenario(session, calls.LIST_DOCUMENTS, list_calls)
+        _measure(session, meta, results, f"ListDocuments@{size}", calls.LIST_DOCUMENTS, list_calls)
+    return results
+
+
+def _run_projects(
+    session: Session, sizes: tuple[int, ...], meta: dict[str, Any]
+) -> dict[str, Comparison]:
+    results: dict[str, Comparison] = {}
+    for size in sizes:
+        _log(f"seeding projects up to {size:,} ({projects.FEEDBACK_PER_PROJECT} feedback each)")
+        seconds, found = asyncio.run(_grow_projects(session.url, size, session.callers))
+        meta["project_seed_seconds"][str(size)] = round(seconds, 1)
+        _log(f"{size:,} projects ready ({seconds:.1f}s)")
+        get_calls = calls.get_project_calls(session.headers, found)
+        _measure(session, meta, results, f"GetProject@{size}", calls.GET_PROJECT, get_calls)
+        list_calls = calls.list_project_calls(session.headers)
+        _measure(session, meta, results, f"ListProjects@{size}", calls.LIST_PROJECTS, list_calls)
     return results
 
 
@@ -141,12 +178,18 @@ def _finish(options: Options, meta: dict[str, Any], results: dict[str, Compariso
     print()
     print(report.table(results))
     scale: dict[str, Any] = {}
-    if len(options.docs) > 1:
-        small, large = min(options.docs), max(options.docs)
-        for rpc in ("GetDocument", "ListDocuments"):
+    families = (
+        (options.docs, "docs", ("GetDocument", "ListDocuments")),
+        (options.projects, "projects", ("GetProject", "ListProjects")),
+    )
+    for sizes, unit, rpcs in families:
+        if len(sizes) < 2:
+            continue
+        small, large = min(sizes), max(sizes)
+        for rpc in rpcs:
             found = report.scaling(results, rpc, small, large)
             scale[rpc] = {"small": small, "large": large, "latency_ratio": found}
-            print("\n".join(report.scaling_lines(rpc, small, large, found)))
+            print("\n".join(report.scaling_lines(rpc, small, large, found, unit)))
     document = {
         "meta": meta,
         "scenarios": {name: c.to_json() for name, c in results.items()},
@@ -166,11 +209,13 @@ def run(options: Options) -> Path:
         "git": _git_revision(),
         "quick": options.quick,
         "docs": list(options.docs),
+        "projects": list(options.projects),
         "shape": asdict(options.shape),
         "cpus": multiprocessing.cpu_count(),
         "python": platform.python_version(),
         "grpcio": grpc.__version__,
         "seed_seconds": {},
+        "project_seed_seconds": {},
         # The box's load average as each scenario starts: other work on it shows up here.
         "loadavg": {},
     }
@@ -197,4 +242,5 @@ def run(options: Options) -> Path:
             headers=[calls.metadata(c, secret) for c in callers],
         )
         results = _run_sizes(session, options.docs, meta)
+        results.update(_run_projects(session, options.projects, meta))
     return _finish(options, meta, results)

@@ -61,7 +61,7 @@ def table(scenarios: dict[str, Comparison]) -> str:
 
 
 def scaling(scenarios: dict[str, Comparison], rpc: str, small: int, large: int) -> dict[str, Any]:
-    """Latency at ``large`` documents as a multiple of latency at ``small``, per target."""
+    """Latency at ``large`` rows as a multiple of latency at ``small``, per target."""
     before = scenarios.get(f"{rpc}@{small}")
     after = scenarios.get(f"{rpc}@{large}")
     found: dict[str, Any] = {}
@@ -73,12 +73,14 @@ def scaling(scenarios: dict[str, Comparison], rpc: str, small: int, large: int) 
     return found
 
 
-def scaling_lines(rpc: str, small: int, large: int, found: dict[str, Any]) -> list[str]:
+def scaling_lines(
+    rpc: str, small: int, large: int, found: dict[str, Any], unit: str = "docs"
+) -> list[str]:
     lines = []
     for target, values in found.items():
         lines.append(
-            f"{rpc} latency at {large:,} docs within {values['p50']:.2f}x (p50) / "
-            f"{values['p99']:.2f}x (p99) of {small:,} docs   [{target}]"
+            f"{rpc} latency at {large:,} {unit} within {values['p50']:.2f}x (p50) / "
+            f"{values['p99']:.2f}x (p99) of {small:,} {unit}   [{target}]"
         )
     return lines or [f"{rpc}: no scaling figure (a side was not measured)"]
 
