@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from docgate import policy
 from docgate.config import Settings
-from docgate.db.engine import create_engine, create_session_factory
+from docgate.db.engine import create_engine, create_health_engine, create_session_factory
 from docgate.db.filtering import install_document_policy
 from docgate.db.uow import UnitOfWork
 from docgate.edge.auth import AuthInterceptor
@@ -49,6 +49,8 @@ class App:
     # Outermost first: the request id is set before errors are mapped and callers checked.
     interceptors: tuple[RequestIdInterceptor, ErrorMappingInterceptor, AuthInterceptor]
     services: tuple[ServiceBinding, ...]
+    # The health check's own one-connection engine (docgate.db.engine.create_health_engine).
+    health_engine: AsyncEngine
 
     def check_policy_covers_services(self) -> None:
         """Deny by default is a safety net, not a way to ship a method nobody can call."""
@@ -58,6 +60,7 @@ class App:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        await self.health_engine.dispose()
 
 
 def _services(uow: UnitOfWork, settings: Settings) -> tuple[ServiceBinding, ...]:
@@ -83,4 +86,5 @@ def build_app(settings: Settings, database_url: str) -> App:
         uow=uow,
         interceptors=(RequestIdInterceptor(), ErrorMappingInterceptor(), auth),
         services=_services(uow, settings),
+        health_engine=create_health_engine(database_url, settings),
     )

@@ -81,7 +81,7 @@ class _Health:
     problem: str | None = None
 
     async def check(self) -> None:
-        problem = await schema_problem(self.app.engine, self.heads, _HEALTH_TIMEOUT_SECONDS)
+        problem = await schema_problem(self.app.health_engine, self.heads, _HEALTH_TIMEOUT_SECONDS)
         if problem != self.problem:
             if problem is None:
                 log.info("health: SERVING (database schema at %s)", ", ".join(sorted(self.heads)))

@@ -198,3 +198,32 @@ async def test_statement_timeout_is_deadline_exceeded_not_unavailable(database_u
     assert info is not None
     assert info.reason == "STATEMENT_TIMEOUT"
     assert await pool_drained(app)
+
+
+async def test_a_saturated_pool_is_busy_not_down(database_url: str) -> None:
+    """Health decides "database down" on a connection of its own (issue 11 finding 13): with
+    every pooled connection held by calls waiting on a lock, it stays SERVING."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    settings = settings_for(
+        database_url, pool_size=1, max_overflow=0, pool_timeout=30.0, health_interval_seconds=0.1
+    )
+    app = build_app(settings, database_url)
+    user = await make_user(app, "free_user")
+    async with _serving(app) as (running, stub):
+        async with _users_locked(database_url):
+            waiting = [
+                asyncio.ensure_future(
+                    stub.GetCurrentUser(REQUEST, metadata=user.metadata, timeout=30)
+                )
+                for _ in range(3)
+            ]
+            await _blocked_backends(database_url)  # the pool's one connection waits
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+                health = health_pb2_grpc.HealthStub(channel)
+                for _ in range(25):  # past the health check's 2 s timeout, pool exhausted
+                    reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=10)
+                    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+                    await asyncio.sleep(0.2)
+        for call in waiting:  # the lock is gone: every waiting call completes
+            assert (await call).username == user.username

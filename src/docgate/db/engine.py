@@ -43,6 +43,22 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
     )
 
 
+def create_health_engine(url: str, settings: Settings) -> AsyncEngine:
+    """The health check's own connection: deciding "database down" must not wait in the
+    queue of the shared pool, or a busy pool (RPCs waiting on locks) would read as an outage
+    and take every replica out of its balancer at once."""
+    return create_async_engine(
+        async_url(url),
+        pool_size=1,
+        max_overflow=0,
+        pool_recycle=settings.pool_recycle,
+        pool_pre_ping=True,
+        isolation_level="AUTOCOMMIT",
+        hide_parameters=True,
+        connect_args={"server_settings": {"application_name": "docgate-health"}},
+    )
+
+
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions of a Session class of this factory's own, so that the listeners the composition
     root installs on it (docgate.db.filtering) belong to this application alone."""
