@@ -20,6 +20,7 @@ from docgate.edge.errors import ErrorMappingInterceptor
 from docgate.edge.registry import ServiceBinding, method_paths
 from docgate.edge.requests import RequestIdInterceptor
 from docgate.pagination import PageTokens
+from docgate.repositories.principals import confirm_caller
 from docgate.services.documents import DocumentService
 from docgate.services.projects import ProjectService
 from docgate.services.roles import RoleService
@@ -78,7 +79,9 @@ def build_app(settings: Settings, database_url: str) -> App:
     engine = create_engine(database_url, settings)
     sessions = create_session_factory(engine)
     install_document_policy(sessions)
-    uow = UnitOfWork(engine, sessions, PageTokens(page_token_key(settings)))
+    uow = UnitOfWork(
+        engine, sessions, PageTokens(page_token_key(settings)), confirm_caller=confirm_caller
+    )
     auth = AuthInterceptor(TokenVerifier(settings), uow)
     return App(
         settings=settings,

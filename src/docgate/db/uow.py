@@ -15,13 +15,17 @@ join it. Outside an RPC (CLI, demo seeding, tests) each block checks out a conne
 own and names its principal. Never fan a unit of work out to other tasks (asyncio.gather): a
 connection must not be shared between tasks.
 
+A write transaction starts by confirming its caller (`confirm_caller`): the roles read at the
+door must still hold, and are locked FOR SHARE until commit, so a revocation that committed
+first always wins and one that comes later waits for the write.
+
 Every block runs under `docgate.db.errors.database_errors`: what leaves the unit of work is a
 domain error, never a driver exception.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -64,6 +68,10 @@ class _RpcScope:
     in_transaction: bool = False
 
 
+# Re-reads the caller inside a write transaction (docgate.repositories.principals, injected by
+# the composition root: this layer does not know how a caller is stored).
+ConfirmCaller = Callable[[AsyncConnection, Principal], Awaitable[None]]
+
 # The current RPC's scope; module-level, as the contextvars documentation asks. Set by `rpc()`
 # in the RPC's own task, so it never reaches another call.
 _scope: ContextVar[_RpcScope | None] = ContextVar("docgate_rpc_scope", default=None)
@@ -75,10 +83,12 @@ class UnitOfWork:
         engine: AsyncEngine,
         session_factory: async_sessionmaker[AsyncSession],
         tokens: PageTokens,
+        confirm_caller: ConfirmCaller | None = None,
     ) -> None:
         self._engine = engine
         self._session_factory = session_factory
         self._tokens = tokens
+        self._confirm_caller = confirm_caller
 
     def _session(self, connection: AsyncConnection, principal: Principal | None) -> AsyncSession:
         who = principal if principal is not None else current_principal()
@@ -154,7 +164,22 @@ class UnitOfWork:
             session = self._session(connection, principal)
             scope.session, scope.in_transaction = session, True
             try:
+                await self._confirm(connection, session)
                 yield session
                 await session.flush()
             finally:
                 scope.in_transaction = False
+
+    async def _confirm(self, connection: AsyncConnection, session: AsyncSession) -> None:
+        """First thing in an RPC's write transaction: the caller, whose roles the edge read at
+        the door, still holds them — and holds them, FOR SHARE, until this transaction ends, so
+        a revocation either committed before (and this call is ABORTED) or waits until after.
+        (Work outside an RPC names its principal itself and has no door to have read it at.)"""
+        principal = session.info.get(PRINCIPAL)
+        if (
+            self._confirm_caller is not None
+            and _scope.get() is not None
+            and isinstance(principal, Principal)
+            and not principal.system
+        ):
+            await self._confirm_caller(connection, principal)
