@@ -136,9 +136,11 @@ class Document(Base):
     )
     search: Mapped[str] = mapped_column(
         TSVECTOR,
+        # The title and the first 100,000 characters of content (revision 0005): a tsvector
+        # holds at most 1 MiB, and this bound keeps every accepted content storable.
         Computed(
             "setweight(to_tsvector('simple', coalesce(title, '')), 'A') || "
-            "setweight(to_tsvector('simple', coalesce(content, '')), 'B')",
+            "setweight(to_tsvector('simple', left(coalesce(content, ''), 100000)), 'B')",
             persisted=True,
         ),
         deferred=True,
