@@ -128,6 +128,19 @@ def get_many(visible: ColumnElement[bool]) -> DocumentQuery:
     return DocumentQuery(select(*READ_COLUMNS).where(COLUMNS.id == any_(ids), visible))
 
 
+@lru_cache(maxsize=64)
+def sizes_of_many(visible: ColumnElement[bool]) -> DocumentQuery:
+    """id and the stored byte lengths of title and content, without reading the content:
+    octet_length of a stored (toasted) text is read from its header."""
+    ids = bindparam("doc_ids", type_=ARRAY(UUID(as_uuid=True)))
+    lengths = (
+        COLUMNS.id,
+        func.octet_length(COLUMNS.title).label("title_bytes"),
+        func.octet_length(COLUMNS.content).label("content_bytes"),
+    )
+    return DocumentQuery(select(*lengths).where(COLUMNS.id == any_(ids), visible))
+
+
 def _filter(name: str) -> ColumnElement[bool]:
     if name in ("owner_id", "project_id"):
         return COLUMNS[name] == bindparam(name, type_=UUID(as_uuid=True))  # type: ignore[no-any-return]
