@@ -45,9 +45,6 @@ _KEYSETS: Final = {
     "title": Keyset((KeyKind.TEXT, KeyKind.UUID)),
 }
 _SEARCH_KEYSET: Final = Keyset((KeyKind.NUMBER, KeyKind.UUID))
-# A bound on what a Document holds besides title and content (ids, flags, etag, timestamps,
-# the tags and lengths of every field): about 200 bytes serialized.
-_DOCUMENT_OVERHEAD: Final = 256
 
 
 @dataclass(frozen=True)
@@ -115,11 +112,14 @@ def _within(
     """The page's documents and its size: page_size, or fewer when the next one would take the
     answer past ``max_bytes`` (AIP-158 allows a short page; its token continues after the last
     one kept). A first document that does not fit alone is RESOURCE_EXHAUSTED: returning it
-    would break the limit, skipping it would lose it; GetDocument reads it."""
-    documents = [mapping.document(row) for row in rows[:page_size]]
+    would break the limit, skipping it would lose it; GetDocument reads it. The statement
+    reads content only within the budget (running_bytes, document_statements._page_columns);
+    the serialized sizes then decide exactly."""
+    read = [row for row in rows[:page_size] if row["running_bytes"] <= max_bytes]
+    documents = [mapping.document(row) for row in read]
     size = pagination.fitting((doc.ByteSize() for doc in documents), max_bytes)
-    if size == 0 and documents:
-        raise response_too_large("the page's first document", documents[0].ByteSize(), max_bytes)
+    if size == 0 and rows:
+        raise response_too_large("the page's first document", rows[0]["running_bytes"], max_bytes)
     return documents, size
 
 
@@ -191,7 +191,7 @@ class DocumentRepository:
         size = {row["id"]: row["title_bytes"] + row["content_bytes"] for row in sizes}
         if any(doc_id not in size for doc_id in ids):
             raise document_not_found()
-        needed = sum(size[doc_id] + _DOCUMENT_OVERHEAD for doc_id in ids)
+        needed = sum(size[doc_id] + sql.ROW_OVERHEAD for doc_id in ids)
         if needed > max_bytes:
             raise response_too_large("the answer", needed, max_bytes)
         rows = await sql.get_many(visible).fetch(self._session, self._principal, doc_ids=distinct)
@@ -207,7 +207,7 @@ class DocumentRepository:
         visible = sql.visible_to(self._principal, show_deleted=query.show_deleted)
         filters = query.filters()
         page = sql.list_page(visible, query.order_by, frozenset(filters), bool(after))
-        limit = {sql.LIMIT: keyset.limit(query.page_size)}
+        limit = {sql.LIMIT: keyset.limit(query.page_size), sql.BUDGET: max_bytes}
         rows = await page.fetch(self._session, self._principal, **filters, **after, **limit)
         documents, size = _within(rows, query.page_size, max_bytes)
         kept, next_token = keyset.page(
@@ -233,7 +233,11 @@ class DocumentRepository:
         fingerprint = pagination.fingerprint("search", text)
         after = _after(_SEARCH_KEYSET.start(page_tokens(self._session), page_token, fingerprint))
         search = sql.search_page(sql.visible_to(self._principal), bool(after))
-        values = {sql.QUERY: text, sql.LIMIT: _SEARCH_KEYSET.limit(page_size)}
+        values = {
+            sql.QUERY: text,
+            sql.LIMIT: _SEARCH_KEYSET.limit(page_size),
+            sql.BUDGET: max_bytes,
+        }
         rows = await search.fetch(self._session, self._principal, **after, **values)
         documents, size = _within(rows, page_size, max_bytes)
         kept, next_token = _SEARCH_KEYSET.page(
