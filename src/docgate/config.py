@@ -67,8 +67,13 @@ class Settings(BaseSettings):
     health_interval_seconds: float = Field(
         default=2.0, gt=0, description="how often health re-checks the database and its schema"
     )
+    # The bound on the server's total work: with max_response_bytes, memory held by answers
+    # is at most about max_concurrent_rpcs x max_response_bytes.
     max_concurrent_rpcs: int | None = Field(
-        default=None, ge=1, description="above it new calls answer RESOURCE_EXHAUSTED"
+        default=None,
+        ge=1,
+        description="calls in flight at once (bounds total work); above it new calls answer "
+        "RESOURCE_EXHAUSTED",
     )
 
     # Tokens. HS256 uses jwt_secret; RS256/ES256 verify with jwt_public_key_file and mint
@@ -106,6 +111,13 @@ class Settings(BaseSettings):
     # Documents.
     max_content_bytes: int = Field(
         default=1024 * 1024, ge=1, description="largest document content accepted (UTF-8 bytes)"
+    )
+
+    max_response_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=64 * 1024,
+        description="largest answer built (bytes): pages end early, BatchGet over it is "
+        "RESOURCE_EXHAUSTED",
     )
 
     @property

@@ -14,6 +14,7 @@ The tree::
     ├── Aborted               ABORTED              concurrency conflict (etag), retry after re-read
     ├── DeadlineExceeded      DEADLINE_EXCEEDED    a statement ran past its time limit; do not retry
     │                                              the same call blindly
+    ├── ResourceExhausted     RESOURCE_EXHAUSTED   the answer would pass a server limit; ask less
     └── Unavailable           UNAVAILABLE          database unreachable or saturated, retry
 
 Every InvalidArgument names the offending request field (``field``): in ErrorInfo metadata
@@ -34,6 +35,7 @@ class Code(Enum):
     FAILED_PRECONDITION = "FAILED_PRECONDITION"
     ABORTED = "ABORTED"
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+    RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
     UNAVAILABLE = "UNAVAILABLE"
     INTERNAL = "INTERNAL"  # only the edge answers it, for a bug (docgate.edge.errors)
 
@@ -110,6 +112,11 @@ class DeadlineExceeded(DocgateError):
     default_reason = "DEADLINE_EXCEEDED"
 
 
+class ResourceExhausted(DocgateError):
+    code = Code.RESOURCE_EXHAUSTED
+    default_reason = "RESOURCE_EXHAUSTED"
+
+
 class Unavailable(DocgateError):
     code = Code.UNAVAILABLE
     default_reason = "UNAVAILABLE"
@@ -134,6 +141,16 @@ def statement_timeout() -> DeadlineExceeded:
     return DeadlineExceeded(
         "the query took longer than the server allows; narrow the request",
         reason="STATEMENT_TIMEOUT",
+    )
+
+
+def response_too_large(what: str, needed: int, budget: int) -> ResourceExhausted:
+    """The answer would pass DOCGATE_MAX_RESPONSE_BYTES; decided before it is built."""
+    return ResourceExhausted(
+        f"{what} would be about {needed} bytes, over the server's response limit of {budget} "
+        "bytes (DOCGATE_MAX_RESPONSE_BYTES); ask for fewer documents per call",
+        reason="RESPONSE_TOO_LARGE",
+        metadata={"limit": str(budget)},
     )
 
 

@@ -27,7 +27,7 @@ import hmac
 import json
 import math
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -44,6 +44,10 @@ _MAC_BYTES: Final = 16
 _MAX_TOKEN_LENGTH: Final = 4096
 _MAX_TEXT_KEY: Final = 1024
 _PERSON: Final = b"docgate-page"
+# What a repeated message field adds per item (tag + length varint), and what a page keeps
+# free for its next_page_token and total_size.
+ITEM_OVERHEAD: Final = 6
+PAGE_RESERVE: Final = _MAX_TOKEN_LENGTH + 32
 
 JsonScalar = str | int | float | bool | None
 
@@ -52,6 +56,18 @@ def fingerprint(*parts: object) -> str:
     """A short stable digest of the parameters a token is bound to."""
     body = json.dumps([str(part) for part in parts], separators=(",", ":")).encode()
     return hashlib.blake2b(body, digest_size=8, person=_PERSON).hexdigest()
+
+
+def fitting(sizes: Iterable[int], budget: int) -> int:
+    """How many leading items of these serialized sizes a page holds within ``budget`` bytes
+    (with their per-item overhead and room for the page's token)."""
+    room, count = budget - PAGE_RESERVE, 0
+    for size in sizes:
+        room -= size + ITEM_OVERHEAD
+        if room < 0:
+            break
+        count += 1
+    return count
 
 
 def _invalid(message: str = "page_token is not valid") -> InvalidArgument:
@@ -215,9 +231,14 @@ class Keyset:
         query_fingerprint: str,
         key: Callable[[Row], Sequence[Any]],
     ) -> tuple[Sequence[Row], str]:
-        """The rows of this page and the next page token ("" when this is the last page)."""
+        """The rows of this page and the next page token ("" when this is the last page).
+
+        ``page_size`` may be smaller than the request's (a page cut short by the response
+        budget): the token then starts after the last row kept, so nothing is lost."""
         if len(rows) <= page_size:
             return rows, ""
+        if page_size < 1:
+            raise ValueError("a page keeps at least one row")
         last = key(rows[page_size - 1])
         values = [kind.write(value) for kind, value in zip(self.kinds, last, strict=True)]
         return rows[:page_size], tokens.encode(query_fingerprint, values)

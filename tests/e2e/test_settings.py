@@ -45,6 +45,8 @@ COVERED_BY = {
     "JWT_LEEWAY_SECONDS": TOKENS + "test_a_remembered_token_still_expires",
     "TOKEN_TTL_SECONDS": HERE + "test_token_ttl_seconds",
     "MAX_CONTENT_BYTES": HERE + "test_max_content_bytes",
+    "MAX_RESPONSE_BYTES": "tests/e2e/test_response_budget.py::"
+    "test_batch_get_over_the_budget_is_resource_exhausted",
     "PAGE_TOKEN_SECRET": "tests/unit/test_pagination.py::test_page_token_secret_decides_the_key",
     "ALEMBIC_INI": "tests/e2e/test_cli_admin.py::test_usage_errors_exit_2_without_a_traceback",
 }  # fmt: skip

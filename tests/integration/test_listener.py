@@ -112,3 +112,28 @@ async def test_counts_and_bulk_updates_are_filtered(app: App, world: tuple) -> N
             )
             # A caller who owns nothing sees nothing private, so can delete nothing private.
             assert result.rowcount == 0  # type: ignore[attr-defined]
+
+
+def test_every_new_session_factory_gets_the_listener() -> None:
+    """Each app's Session class is its own and short-lived in tests; one built where a
+    collected one lived must still be filtered (SQLAlchemy's event.contains is keyed by id()
+    and said yes for such a class, which then ran every ORM statement unfiltered)."""
+    import gc
+
+    from sqlalchemy import event
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from docgate.db.engine import create_session_factory
+    from docgate.db.filtering import _apply_document_policy, install_document_policy
+
+    engine = create_async_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    for _ in range(50):
+        factory = create_session_factory(engine)
+        install_document_policy(factory)
+        install_document_policy(factory)  # twice is once
+        session_class = factory.kw["sync_session_class"]
+        listeners = list(session_class().dispatch.do_orm_execute)
+        assert listeners.count(_apply_document_policy) == 1
+        assert event.contains(session_class, "do_orm_execute", _apply_document_policy)
+        del factory, session_class, listeners
+        gc.collect()

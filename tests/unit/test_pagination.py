@@ -160,3 +160,23 @@ def test_page_token_secret_decides_the_key() -> None:
         PageTokens(derived).decode(token, "fp")
     with pytest.raises(KeyConfigurationError, match="PAGE_TOKEN_SECRET"):
         page_token_key(Settings(jwt_algorithm="RS256"))
+
+
+@given(st.lists(st.integers(min_value=0, max_value=50_000), max_size=30))
+def test_fitting_keeps_the_longest_prefix_within_the_budget(sizes: list[int]) -> None:
+    budget = 100_000
+    count = pagination.fitting(sizes, budget)
+    used = sum(size + pagination.ITEM_OVERHEAD for size in sizes[:count])
+    assert used + pagination.PAGE_RESERVE <= budget
+    if count < len(sizes):
+        assert used + sizes[count] + pagination.ITEM_OVERHEAD + pagination.PAGE_RESERVE > budget
+
+
+def test_a_page_cut_short_continues_after_its_last_row() -> None:
+    tokens, keyset = PageTokens(b"k" * 32), Keyset((KeyKind.UUID,))
+    rows = [uuid.uuid4() for _ in range(5)]
+    kept, token = keyset.page(tokens, rows, 2, "f", lambda row: (row,))
+    assert list(kept) == rows[:2]
+    assert keyset.start(tokens, token, "f") == (rows[1],)
+    with pytest.raises(ValueError):
+        keyset.page(tokens, rows, 0, "f", lambda row: (row,))

@@ -22,13 +22,18 @@ from docgate.policy import document_visibility, project_visibility
 from docgate.principal import Principal
 
 SHOW_DELETED = "show_deleted"
+_INSTALLED = "_docgate_policy_installed"
 
 
 def install_document_policy(session_factory: async_sessionmaker[AsyncSession]) -> None:
     """Filter every ORM statement of the sessions ``session_factory`` makes."""
     session_class = session_factory.kw["sync_session_class"]
-    if not event.contains(session_class, "do_orm_execute", _apply_document_policy):
+    # Marked on the class itself, not asked of event.contains: SQLAlchemy's registry is keyed
+    # by id(), and a new class at the address of a collected one (every app builds its own,
+    # docgate.db.engine) was reported as listening already, so it ran unfiltered.
+    if not session_class.__dict__.get(_INSTALLED, False):
         event.listen(session_class, "do_orm_execute", _apply_document_policy)
+        setattr(session_class, _INSTALLED, True)
 
 
 def _apply_document_policy(state: ORMExecuteState) -> None:

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import asyncpg
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     ColumnElement,
     Integer,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     Text,
     any_,
     bindparam,
+    case,
     func,
     literal_column,
     select,
@@ -77,6 +79,10 @@ LIMIT: Final = "limit"
 AFTER_VALUE: Final = "after_value"
 AFTER_ID: Final = "after_id"
 QUERY: Final = "query"
+BUDGET: Final = "budget"
+# A bound on what a Document holds besides title and content (ids, flags, etag, timestamps,
+# the tags and lengths of every field): about 200 bytes serialized.
+ROW_OVERHEAD: Final = 256
 FILTERS: Final = ("owner_id", "project_id", "is_public", "requires_paid_access", "owner_role")
 
 
@@ -128,6 +134,19 @@ def get_many(visible: ColumnElement[bool]) -> DocumentQuery:
     return DocumentQuery(select(*READ_COLUMNS).where(COLUMNS.id == any_(ids), visible))
 
 
+@lru_cache(maxsize=64)
+def sizes_of_many(visible: ColumnElement[bool]) -> DocumentQuery:
+    """id and the stored byte lengths of title and content, without reading the content:
+    octet_length of a stored (toasted) text is read from its header."""
+    ids = bindparam("doc_ids", type_=ARRAY(UUID(as_uuid=True)))
+    lengths = (
+        COLUMNS.id,
+        func.octet_length(COLUMNS.title).label("title_bytes"),
+        func.octet_length(COLUMNS.content).label("content_bytes"),
+    )
+    return DocumentQuery(select(*lengths).where(COLUMNS.id == any_(ids), visible))
+
+
 def _filter(name: str) -> ColumnElement[bool]:
     if name in ("owner_id", "project_id"):
         return COLUMNS[name] == bindparam(name, type_=UUID(as_uuid=True))  # type: ignore[no-any-return]
@@ -151,16 +170,30 @@ def _after(sort: ColumnElement[Any], descending: bool) -> ColumnElement[bool]:
     return keys < bound if descending else keys > bound
 
 
+def _page_columns(order: tuple[Any, ...]) -> tuple[Any, ...]:
+    """READ_COLUMNS, with the content only of rows whose running byte total (title + content
+    + overhead, in page order) is within the BUDGET parameter, and that total: a page never
+    reads past its response budget, at one window aggregate over rows the scan reads anyway
+    (octet_length reads a stored text's header, not its body)."""
+    overhead = literal_column(str(ROW_OVERHEAD), type_=Integer)
+    sizes = func.octet_length(COLUMNS.title) + func.octet_length(COLUMNS.content) + overhead
+    running = func.sum(sizes).over(order_by=order, rows=(None, 0))
+    within = running <= bindparam(BUDGET, type_=BigInteger)
+    content = case((within, COLUMNS.content), else_=literal_column("''")).label("content")
+    others = tuple(column for column in READ_COLUMNS if column is not COLUMNS.content)
+    return (*others, content, running.label("running_bytes"))
+
+
 @lru_cache(maxsize=1024)
 def list_page(
     visible: ColumnElement[bool], order_by: str, filters: frozenset[str], after: bool
 ) -> DocumentQuery:
     column, descending = ORDER_BY[order_by]
     sort = COLUMNS[column]
-    stmt = select(*READ_COLUMNS).where(visible, *(_filter(f) for f in sorted(filters)))
+    order = (sort.desc(), COLUMNS.id.desc()) if descending else (sort.asc(), COLUMNS.id.asc())
+    stmt = select(*_page_columns(order)).where(visible, *(_filter(f) for f in sorted(filters)))
     if after:
         stmt = stmt.where(_after(sort, descending))
-    order = (sort.desc(), COLUMNS.id.desc()) if descending else (sort.asc(), COLUMNS.id.asc())
     return DocumentQuery(stmt.order_by(*order).limit(bindparam(LIMIT, type_=Integer)))
 
 
@@ -177,8 +210,9 @@ def search_page(visible: ColumnElement[bool], after: bool) -> DocumentQuery:
         literal_column("'simple'::regconfig"), bindparam(QUERY, type_=Text)
     )
     rank = func.ts_rank(COLUMNS.search, tsquery, type_=REAL).label("rank")
-    stmt = select(*READ_COLUMNS, rank).where(COLUMNS.search.bool_op("@@")(tsquery), visible)
+    order = (rank.desc(), COLUMNS.id.desc())
+    columns = (*_page_columns((rank.element.desc(), COLUMNS.id.desc())), rank)
+    stmt = select(*columns).where(COLUMNS.search.bool_op("@@")(tsquery), visible)
     if after:
         stmt = stmt.where(_after(rank, descending=True))
-    order = (rank.desc(), COLUMNS.id.desc())
     return DocumentQuery(stmt.order_by(*order).limit(bindparam(LIMIT, type_=Integer)))

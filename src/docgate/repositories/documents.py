@@ -30,6 +30,7 @@ from docgate.errors import (
     PermissionDenied,
     document_not_found,
     request_id_reused,
+    response_too_large,
 )
 from docgate.pagination import KeyKind, Keyset
 from docgate.repositories import document_statements as sql
@@ -105,6 +106,23 @@ def _after(start: tuple[Any, ...] | None) -> dict[str, Any]:
     return {sql.AFTER_VALUE: sort_value, sql.AFTER_ID: doc_id}
 
 
+def _within(
+    rows: Sequence[Mapping[str, Any]], page_size: int, max_bytes: int
+) -> tuple[list[documents_pb2.Document], int]:
+    """The page's documents and its size: page_size, or fewer when the next one would take the
+    answer past ``max_bytes`` (AIP-158 allows a short page; its token continues after the last
+    one kept). A first document that does not fit alone is RESOURCE_EXHAUSTED: returning it
+    would break the limit, skipping it would lose it; GetDocument reads it. The statement
+    reads content only within the budget (running_bytes, document_statements._page_columns);
+    the serialized sizes then decide exactly."""
+    read = [row for row in rows[:page_size] if row["running_bytes"] <= max_bytes]
+    documents = [mapping.document(row) for row in read]
+    size = pagination.fitting((doc.ByteSize() for doc in documents), max_bytes)
+    if size == 0 and rows:
+        raise response_too_large("the page's first document", rows[0]["running_bytes"], max_bytes)
+    return documents, size
+
+
 class DocumentRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -159,33 +177,48 @@ class DocumentRepository:
             raise document_not_found()
         return mapping.document(rows[0])
 
-    async def batch_get(self, ids: Sequence[uuid.UUID]) -> list[documents_pb2.Document]:
-        """In request order, one entry per requested id; all visible or NOT_FOUND."""
-        query = sql.get_many(sql.visible_to(self._principal))
-        rows = await query.fetch(self._session, self._principal, doc_ids=list(set(ids)))
-        found = {row["id"]: row for row in rows}
-        if any(doc_id not in found for doc_id in ids):
+    async def batch_get(
+        self, ids: Sequence[uuid.UUID], max_bytes: int
+    ) -> list[documents_pb2.Document]:
+        """In request order, one entry per requested id; all visible or NOT_FOUND. The answer's
+        size is decided from the stored lengths first (each duplicate counts: the answer repeats
+        it), so one over ``max_bytes`` is RESOURCE_EXHAUSTED before any content is read; each
+        distinct document is then read once."""
+        visible, distinct = sql.visible_to(self._principal), list(dict.fromkeys(ids))
+        sizes = await sql.sizes_of_many(visible).fetch(
+            self._session, self._principal, doc_ids=distinct
+        )
+        size = {row["id"]: row["title_bytes"] + row["content_bytes"] for row in sizes}
+        if any(doc_id not in size for doc_id in ids):
             raise document_not_found()
-        return [mapping.document(found[doc_id]) for doc_id in ids]
+        needed = sum(size[doc_id] + sql.ROW_OVERHEAD for doc_id in ids)
+        if needed > max_bytes:
+            raise response_too_large("the answer", needed, max_bytes)
+        rows = await sql.get_many(visible).fetch(self._session, self._principal, doc_ids=distinct)
+        found = {row["id"]: mapping.document(row) for row in rows}
+        if any(doc_id not in found for doc_id in ids):  # deleted between the two reads
+            raise document_not_found()
+        return [found[doc_id] for doc_id in ids]
 
-    async def list(self, query: ListQuery) -> documents_pb2.ListDocumentsResponse:
+    async def list(self, query: ListQuery, max_bytes: int) -> documents_pb2.ListDocumentsResponse:
         column, _ = sql.ORDER_BY[query.order_by]
         keyset, fingerprint = _KEYSETS[column], query.fingerprint()
         after = _after(keyset.start(page_tokens(self._session), query.page_token, fingerprint))
         visible = sql.visible_to(self._principal, show_deleted=query.show_deleted)
         filters = query.filters()
         page = sql.list_page(visible, query.order_by, frozenset(filters), bool(after))
-        limit = {sql.LIMIT: keyset.limit(query.page_size)}
+        limit = {sql.LIMIT: keyset.limit(query.page_size), sql.BUDGET: max_bytes}
         rows = await page.fetch(self._session, self._principal, **filters, **after, **limit)
+        documents, size = _within(rows, query.page_size, max_bytes)
         kept, next_token = keyset.page(
             page_tokens(self._session),
             rows,
-            query.page_size,
+            size,
             fingerprint,
             lambda row: (row[column], row["id"]),
         )
         response = documents_pb2.ListDocumentsResponse(
-            documents=[mapping.document(row) for row in kept], next_page_token=next_token
+            documents=documents[: len(kept)], next_page_token=next_token
         )
         if query.include_total_size:
             count = sql.list_count(visible, frozenset(filters))
@@ -195,22 +228,27 @@ class DocumentRepository:
         return response
 
     async def search(
-        self, text: str, page_size: int, page_token: str
+        self, text: str, page_size: int, page_token: str, max_bytes: int
     ) -> documents_pb2.SearchDocumentsResponse:
         fingerprint = pagination.fingerprint("search", text)
         after = _after(_SEARCH_KEYSET.start(page_tokens(self._session), page_token, fingerprint))
         search = sql.search_page(sql.visible_to(self._principal), bool(after))
-        values = {sql.QUERY: text, sql.LIMIT: _SEARCH_KEYSET.limit(page_size)}
+        values = {
+            sql.QUERY: text,
+            sql.LIMIT: _SEARCH_KEYSET.limit(page_size),
+            sql.BUDGET: max_bytes,
+        }
         rows = await search.fetch(self._session, self._principal, **after, **values)
+        documents, size = _within(rows, page_size, max_bytes)
         kept, next_token = _SEARCH_KEYSET.page(
             page_tokens(self._session),
             rows,
-            page_size,
+            size,
             fingerprint,
             lambda row: (row["rank"], row["id"]),
         )
         return documents_pb2.SearchDocumentsResponse(
-            documents=[mapping.document(row) for row in kept], next_page_token=next_token
+            documents=documents[: len(kept)], next_page_token=next_token
         )
 
     async def update(

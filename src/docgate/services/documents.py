@@ -28,6 +28,7 @@ class DocumentService(documents_pb2_grpc.DocumentServiceServicer):
     def __init__(self, uow: UnitOfWork, settings: Settings) -> None:
         self._uow = uow
         self._max_content_bytes = settings.max_content_bytes
+        self._max_response_bytes = settings.max_response_bytes
 
     async def CreateDocument(
         self, request: documents_pb2.CreateDocumentRequest, context: Context
@@ -67,7 +68,7 @@ class DocumentService(documents_pb2_grpc.DocumentServiceServicer):
     ) -> documents_pb2.BatchGetDocumentsResponse:
         ids = check.batch_ids(request.ids)
         async with self._uow.read() as session:
-            documents = await DocumentRepository(session).batch_get(ids)
+            documents = await DocumentRepository(session).batch_get(ids, self._max_response_bytes)
         return documents_pb2.BatchGetDocumentsResponse(documents=documents)
 
     async def ListDocuments(
@@ -88,7 +89,7 @@ class DocumentService(documents_pb2_grpc.DocumentServiceServicer):
             include_total_size=request.include_total_size,
         )
         async with self._uow.read() as session:
-            return await DocumentRepository(session).list(query)
+            return await DocumentRepository(session).list(query, self._max_response_bytes)
 
     @staticmethod
     def _owner_role(value: str) -> str | None:
@@ -104,7 +105,10 @@ class DocumentService(documents_pb2_grpc.DocumentServiceServicer):
         text = check.search_query(request.query)
         page_size = check.page_size(request.page_size)
         async with self._uow.read() as session:
-            return await DocumentRepository(session).search(text, page_size, request.page_token)
+            repository = DocumentRepository(session)
+            return await repository.search(
+                text, page_size, request.page_token, self._max_response_bytes
+            )
 
     async def UpdateDocument(
         self, request: documents_pb2.UpdateDocumentRequest, context: Context
