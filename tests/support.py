@@ -11,11 +11,13 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import asyncpg
 import grpc
 import grpc.aio
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from docgate.bootstrap import App, build_app
 from docgate.config import Settings
@@ -142,3 +144,22 @@ class RecordingHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
+
+
+async def blocked_backends(database_url: str) -> list[int]:
+    """The pids of docgate's connections waiting on a lock, once there is one (a test holding a
+    lock uses it to know the call it started is inside the database and waiting)."""
+    dsn = make_url(database_url).set(drivername="postgresql")
+    conn = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+    try:
+        for _ in range(200):
+            pids = await conn.fetch(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE application_name = 'docgate' AND wait_event_type = 'Lock'"
+            )
+            if pids:
+                return [r["pid"] for r in pids]
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+    raise AssertionError("no docgate query is waiting on a lock")

@@ -19,7 +19,7 @@ from docgate.v1 import roles_pb2, roles_pb2_grpc, users_pb2, users_pb2_grpc
 from sqlalchemy.engine import make_url
 
 from docgate.bootstrap import App
-from tests.support import TestUser, expect_error, make_user, unique
+from tests.support import TestUser, blocked_backends, expect_error, make_user, unique
 
 Call = Callable[[grpc.aio.Channel, TestUser, str, str], Awaitable[object]]
 
@@ -68,16 +68,7 @@ async def test_a_write_racing_delete_role_names_the_role(
         await tx.start()
         await conn.execute("DELETE FROM roles WHERE name = $1", role)
         pending = asyncio.ensure_future(call(channel, admin, role, other))
-        for _ in range(400):  # until the call waits on the deleted row's lock
-            waiting = await conn.fetchval(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE application_name = 'docgate' AND wait_event_type = 'Lock'"
-            )
-            if waiting:
-                break
-            await asyncio.sleep(0.025)
-        else:
-            raise AssertionError("the call never waited on the deleted role")
+        await blocked_backends(app.settings.database_url)  # waits on the deleted role's row
         await tx.commit()
     finally:
         await conn.close()

@@ -19,7 +19,14 @@ from docgate.bootstrap import App, build_app
 from docgate.server import RunningServer, start_server
 from docgate.services.users import UserService
 from tests.conftest import settings_for
-from tests.support import TestUser, error_info, make_user, pool_drained, with_servicer
+from tests.support import (
+    TestUser,
+    blocked_backends,
+    error_info,
+    make_user,
+    pool_drained,
+    with_servicer,
+)
 
 REQUEST = users_pb2.GetCurrentUserRequest()
 
@@ -50,22 +57,6 @@ async def _users_locked(url: str) -> AsyncIterator[asyncpg.Connection]:
     finally:
         await tx.rollback()
         await conn.close()
-
-
-async def _blocked_backends(url: str) -> list[int]:
-    conn = await asyncpg.connect(_raw(url))
-    try:
-        for _ in range(200):
-            pids = await conn.fetch(
-                "SELECT pid FROM pg_stat_activity "
-                "WHERE application_name = 'docgate' AND wait_event_type = 'Lock'"
-            )
-            if pids:
-                return [r["pid"] for r in pids]
-            await asyncio.sleep(0.05)
-    finally:
-        await conn.close()
-    raise AssertionError("no docgate query is waiting on the lock")
 
 
 async def _idle_in_transaction(url: str) -> int:
@@ -109,7 +100,7 @@ async def test_killed_connection_is_unavailable_then_recovers(database_url: str)
             call = asyncio.ensure_future(
                 stub.GetCurrentUser(REQUEST, metadata=user.metadata, timeout=30)
             )
-            for pid in await _blocked_backends(database_url):
+            for pid in await blocked_backends(database_url):
                 await locker.execute("SELECT pg_terminate_backend($1)", pid)
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await call
@@ -147,7 +138,7 @@ async def test_exhausted_pool_answers_unavailable_then_recovers(database_url: st
             holder = asyncio.ensure_future(
                 stub.GetCurrentUser(REQUEST, metadata=user.metadata, timeout=30)
             )
-            await _blocked_backends(database_url)
+            await blocked_backends(database_url)
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await stub.GetCurrentUser(REQUEST, metadata=user.metadata, timeout=10)
             assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -218,7 +209,7 @@ async def test_a_saturated_pool_is_busy_not_down(database_url: str) -> None:
                 )
                 for _ in range(3)
             ]
-            await _blocked_backends(database_url)  # the pool's one connection waits
+            await blocked_backends(database_url)  # the pool's one connection waits
             async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
                 health = health_pb2_grpc.HealthStub(channel)
                 for _ in range(25):  # past the health check's 2 s timeout, pool exhausted

@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import grpc
 import grpc.aio
 import pytest
@@ -38,11 +36,8 @@ from docgate.v1 import documents_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy.engine import make_url
 
 from docgate.bootstrap import build_app
-from docgate.db import migrations
-from docgate.db.embedded import ensure_database
 from docgate.server import start_server
 from tests.conftest import settings_for
 from tests.e2e.fuzz_harness import DEADLINE, Outcome, Server, ServerLog, Target, targets
@@ -160,25 +155,10 @@ def _known(target: Target, outcome: Outcome) -> Finding | None:
 
 
 @pytest.fixture(scope="module")
-async def fuzz_database(server_url: str) -> AsyncIterator[str]:
-    """A database of the fuzz's own: what admins' fuzzed calls do stays in it."""
-    url = await ensure_database(server_url, f"docgate_fuzz_{uuid.uuid4().hex[:10]}")
-    await migrations.upgrade(url)
-    yield url
-    parsed = make_url(url)
-    conn = await asyncpg.connect(
-        parsed.set(database="postgres").render_as_string(hide_password=False)
-    )
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(scope="module")
-async def fuzz(fuzz_database: str) -> AsyncIterator[Server]:
-    """A server of the module's own, so that whatever the fuzz breaks breaks nothing else."""
-    app = build_app(settings_for(fuzz_database), fuzz_database)
+async def fuzz(module_database_url: str) -> AsyncIterator[Server]:
+    """A server and a database of the module's own, so that whatever the fuzz breaks (and what
+    admins' fuzzed calls do) stays there."""
+    app = build_app(settings_for(module_database_url), module_database_url)
     running = await start_server(app, "127.0.0.1:0")
     log = ServerLog()
     logging.getLogger().addHandler(log)

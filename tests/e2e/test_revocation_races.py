@@ -25,7 +25,7 @@ from google.protobuf import field_mask_pb2
 from sqlalchemy.engine import make_url
 
 from docgate.bootstrap import App
-from tests.support import TestUser, count_rows, expect_error, make_user
+from tests.support import TestUser, blocked_backends, count_rows, expect_error, make_user
 
 REVOKE_ADMIN = (
     "DELETE FROM user_roles WHERE user_id = $1 "
@@ -50,28 +50,12 @@ async def _caller_row_locked(url: str, caller: TestUser) -> AsyncIterator[asyncp
         await conn.close()
 
 
-async def _until_waiting(url: str) -> None:
-    conn = await asyncpg.connect(_dsn(url))
-    try:
-        for _ in range(400):
-            waiting = await conn.fetchval(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE application_name = 'docgate' AND wait_event_type = 'Lock'"
-            )
-            if waiting:
-                return
-            await asyncio.sleep(0.025)
-    finally:
-        await conn.close()
-    raise AssertionError("the call never waited on the lock")
-
-
 async def _race(app: App, ex_admin: TestUser, start: Callable[[], Awaitable[object]]) -> None:
     database_url = app.settings.database_url
     assert database_url is not None
     async with _caller_row_locked(database_url, ex_admin) as conn:
         call = asyncio.ensure_future(start())
-        await _until_waiting(database_url)
+        await blocked_backends(database_url)
         await conn.execute(REVOKE_ADMIN, ex_admin.id)  # committed as the lock is let go
     await expect_error(call, grpc.StatusCode.ABORTED, "CALLER_CHANGED")
 
