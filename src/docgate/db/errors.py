@@ -57,15 +57,26 @@ _RESTRICT_VIOLATION: Final = "23001"  # ON DELETE RESTRICT: always "still refere
 _SCHEMA_MISMATCH: Final = frozenset({"42P01", "42703"})
 
 
-def _driver_error(exc: BaseException) -> Any:
-    """The asyncpg exception under ``exc`` (wrapped by SQLAlchemy or raw), or None."""
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the exceptions it was raised from (SQLAlchemy wraps the driver's)."""
     cause: BaseException | None = exc
     while cause is not None:
+        yield cause
+        cause = cause.__cause__
+
+
+def _driver_error(exc: BaseException) -> Any:
+    """The asyncpg exception under ``exc`` (wrapped by SQLAlchemy or raw), or None."""
+    for cause in _chain(exc):
         for error in (cause, getattr(cause, "orig", None)):
             if getattr(error, "sqlstate", None):
                 return error
-        cause = cause.__cause__
     return None
+
+
+def sqlstate(exc: BaseException) -> str:
+    """The SQLSTATE under ``exc`` ("" when it carries none)."""
+    return str(getattr(_driver_error(exc), "sqlstate", "") or "")
 
 
 def _constraint(driver_error: Any) -> str:
@@ -76,21 +87,13 @@ def _constraint(driver_error: Any) -> str:
 
 
 def _is_disconnect(exc: BaseException) -> bool:
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, OSError | asyncpg.exceptions.ConnectionDoesNotExistError):
-            return True
-        cause = cause.__cause__
-    return False
+    lost = OSError | asyncpg.exceptions.ConnectionDoesNotExistError
+    return any(isinstance(cause, lost) for cause in _chain(exc))
 
 
 def _stale_cached_statement(exc: BaseException) -> bool:
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, asyncpg.exceptions.InvalidCachedStatementError):
-            return True
-        cause = cause.__cause__
-    return False
+    stale = asyncpg.exceptions.InvalidCachedStatementError
+    return any(isinstance(cause, stale) for cause in _chain(exc))
 
 
 def _statement_deletes(exc: BaseException) -> bool:
@@ -105,27 +108,27 @@ def translate(exc: BaseException) -> DocgateError | None:
         # change (asyncpg drops it and prepares afresh next time): both retryable.
         return errors.database_unavailable()
     driver_error = _driver_error(exc)
-    sqlstate = str(getattr(driver_error, "sqlstate", "") or "")
-    if sqlstate == _QUERY_CANCELED:
+    state = str(getattr(driver_error, "sqlstate", "") or "")
+    if state == _QUERY_CANCELED:
         return errors.statement_timeout()
     if (
-        sqlstate[:2] in _OUTAGE_CLASSES
+        state[:2] in _OUTAGE_CLASSES
         or _is_disconnect(exc)
         or (isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated)
     ):
         return errors.database_unavailable()
-    if sqlstate in _SCHEMA_MISMATCH:
+    if state in _SCHEMA_MISMATCH:
         return errors.schema_mismatch()
-    if sqlstate in _RETRY_WHOLE_CALL:
+    if state in _RETRY_WHOLE_CALL:
         return errors.Aborted(
             "the call conflicted with a concurrent one; retry it", reason="CONCURRENT_UPDATE"
         )
-    if sqlstate == _UNIQUE_VIOLATION:
+    if state == _UNIQUE_VIOLATION:
         factory = UNIQUE.get(_constraint(driver_error))
         return factory() if factory else AlreadyExists("the resource already exists")
-    if sqlstate in (_FOREIGN_KEY_VIOLATION, _RESTRICT_VIOLATION):
+    if state in (_FOREIGN_KEY_VIOLATION, _RESTRICT_VIOLATION):
         missing, in_use = FOREIGN_KEYS.get(_constraint(driver_error), (None, None))
-        deleting = sqlstate == _RESTRICT_VIOLATION or _statement_deletes(exc)
+        deleting = state == _RESTRICT_VIOLATION or _statement_deletes(exc)
         factory = in_use if deleting else missing
         if factory is not None:
             return factory()

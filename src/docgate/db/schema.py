@@ -15,21 +15,11 @@ import asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from docgate.db.errors import translate
+from docgate.db.errors import sqlstate, translate
 
 _UNDEFINED_TABLE = "42P01"
 _NO_SCHEMA = "the database has no docgate schema (run `docgate migrate upgrade`)"
 _VERSION = text("SELECT version_num FROM alembic_version")
-
-
-def _sqlstate(exc: BaseException) -> str:
-    cause: BaseException | None = exc
-    while cause is not None:
-        for error in (cause, getattr(cause, "orig", None)):
-            if state := getattr(error, "sqlstate", None):
-                return str(state)
-        cause = cause.__cause__
-    return ""
 
 
 async def schema_problem(engine: AsyncEngine, heads: frozenset[str], seconds: float) -> str | None:
@@ -41,7 +31,7 @@ async def schema_problem(engine: AsyncEngine, heads: frozenset[str], seconds: fl
     except TimeoutError:
         return f"the database did not answer within {seconds:g}s"
     except Exception as exc:  # any failure means "not serving"; the reason goes to the log
-        if _sqlstate(exc) == _UNDEFINED_TABLE:
+        if sqlstate(exc) == _UNDEFINED_TABLE:
             return _NO_SCHEMA
         known = translate(exc)
         return f"the database is unreachable ({known.message if known else type(exc).__name__})"
