@@ -146,13 +146,13 @@ class DocumentRepository:
             stmt = stmt.on_conflict_do_nothing(constraint="uq_documents_owner_id_request_id")
         conn = await self._session.connection()
         row = (await conn.execute(stmt.returning(*READ_COLUMNS))).first()
-        if row is None:  # the conflicting row is committed and visible to this statement
-            original = select(*READ_COLUMNS, COLUMNS.is_deleted, COLUMNS.request_hash).where(
-                COLUMNS.owner_id == owner_id, COLUMNS.request_id == new.request_id
-            )
-            row = (await conn.execute(original)).one()
-            _check_replay(row, new.request_hash)
-        return mapping.document(row._mapping)
+        if row is not None:
+            return mapping.document(row._mapping)
+        # A racing first call won: its row is committed and visible to this statement.
+        assert new.request_id is not None
+        first = await self.created_with(new.request_id, new.request_hash)
+        assert first is not None
+        return first
 
     async def created_with(
         self, request_id: uuid.UUID, request_hash: bytes | None
