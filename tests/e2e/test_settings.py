@@ -15,8 +15,8 @@ from docgate.bootstrap import build_app
 from docgate.config import ENV_PREFIX, Settings
 from tests.conftest import settings_for
 from tests.e2e.test_cli import _env, _run
-from tests.e2e.test_faults import _blocked_backends, _serving, _users_locked
-from tests.support import TEST_SECRET, expect_error, make_user, unique
+from tests.e2e.test_faults import _serving, _users_locked
+from tests.support import TEST_SECRET, blocked_backends, expect_error, make_user, unique
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI, FAULTS = "tests/e2e/test_cli.py::", "tests/e2e/test_faults.py::"
@@ -90,7 +90,7 @@ async def test_max_concurrent_rpcs(database_url: str) -> None:
             holder = asyncio.ensure_future(
                 stub.GetCurrentUser(request, metadata=user.metadata, timeout=30)
             )
-            await _blocked_backends(database_url)
+            await blocked_backends(database_url)
             await expect_error(
                 stub.GetCurrentUser(request, metadata=user.metadata, timeout=10),
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
