@@ -10,11 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 JwtAlgorithm = Literal["HS256", "RS256", "ES256"]
 ENV_PREFIX = "DOCGATE_"
+# Room for the rest of a message around the largest content or answer: titles, metadata,
+# protobuf framing.
+MESSAGE_OVERHEAD_BYTES = 64 * 1024
 
 
 class Settings(BaseSettings):
@@ -119,6 +122,81 @@ class Settings(BaseSettings):
         description="largest answer built (bytes): pages end early, BatchGet over it is "
         "RESOURCE_EXHAUSTED",
     )
+
+    # Transport (docgate.edge.transport): TLS, message size limits, keepalive, connection age.
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description="PEM certificate chain to serve TLS with (with DOCGATE_TLS_KEY_FILE); "
+        "re-read when the file changes",
+    )
+    tls_key_file: Path | None = Field(
+        default=None, description="PEM private key of DOCGATE_TLS_CERT_FILE"
+    )
+    tls_client_ca_file: Path | None = Field(
+        default=None,
+        description="PEM CA bundle: when set, clients must present a certificate it signed (mTLS)",
+    )
+    # Above the largest request a valid call sends (content plus title, metadata, framing).
+    max_receive_message_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=64 * 1024,
+        description="largest request message accepted (bytes); larger ones answer "
+        "RESOURCE_EXHAUSTED before any handler runs",
+    )
+    # Above the largest answer the server builds: max_response_bytes is an estimate made
+    # before building, and GetDocument returns a whole document.
+    max_send_message_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=64 * 1024,
+        description="largest answer message sent (bytes); larger ones fail RESOURCE_EXHAUSTED",
+    )
+    keepalive_time_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="the server pings an idle connection this often to find dead peers",
+    )
+    keepalive_timeout_seconds: float = Field(
+        default=20.0, gt=0, description="a ping unanswered this long closes the connection"
+    )
+    keepalive_min_ping_interval_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="clients pinging more often than this are sent GOAWAY (too_many_pings)",
+    )
+    max_connection_age_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="a connection older than this is sent GOAWAY (clients reconnect, so "
+        "load balancers rebalance)",
+    )
+    max_connection_age_grace_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="how long calls in flight on an aged-out connection may still finish",
+    )
+
+    @model_validator(mode="after")
+    def _transport_consistent(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("DOCGATE_TLS_CERT_FILE and DOCGATE_TLS_KEY_FILE go together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("DOCGATE_TLS_CLIENT_CA_FILE needs DOCGATE_TLS_CERT_FILE")
+        if self.max_receive_message_bytes < self.max_content_bytes + MESSAGE_OVERHEAD_BYTES:
+            raise ValueError(
+                "DOCGATE_MAX_RECEIVE_MESSAGE_BYTES must be at least DOCGATE_MAX_CONTENT_BYTES "
+                f"+ {MESSAGE_OVERHEAD_BYTES}"
+            )
+        largest = max(self.max_content_bytes, self.max_response_bytes)
+        if self.max_send_message_bytes < largest + MESSAGE_OVERHEAD_BYTES:
+            raise ValueError(
+                "DOCGATE_MAX_SEND_MESSAGE_BYTES must be at least the larger of DOCGATE_MAX_"
+                f"CONTENT_BYTES and DOCGATE_MAX_RESPONSE_BYTES + {MESSAGE_OVERHEAD_BYTES}"
+            )
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
 
     @property
     def embedded(self) -> bool:

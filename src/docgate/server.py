@@ -22,6 +22,12 @@ from docgate.db import migrations
 from docgate.db.schema import schema_problem
 from docgate.edge.health import HealthServicer
 from docgate.edge.reflection import enable_reflection
+from docgate.edge.transport import (
+    TlsConfigurationError,
+    add_port,
+    server_credentials,
+    server_options,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +113,7 @@ async def start_server(app: App, listen: str) -> RunningServer:
     server = grpc.aio.server(
         interceptors=app.interceptors,
         maximum_concurrent_rpcs=app.settings.max_concurrent_rpcs,
-        options=[("grpc.so_reuseport", 0)],
+        options=[("grpc.so_reuseport", 0), *server_options(app.settings)],
     )
     for binding in app.services:
         binding.add_to(server)
@@ -115,7 +121,9 @@ async def start_server(app: App, listen: str) -> RunningServer:
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     enable_reflection(server, (*(binding.name for binding in app.services), health.SERVICE_NAME))
     try:
-        port = server.add_insecure_port(bindable(listen))
+        port = add_port(server, bindable(listen), server_credentials(app.settings))
+    except TlsConfigurationError as exc:
+        raise ListenError(f"cannot serve TLS: {exc}") from exc
     except RuntimeError as exc:  # grpc's message only says "Failed to bind"
         raise ListenError(f"cannot listen on {listen}: address in use or not available") from exc
     health_state = _Health(app, health_servicer, migrations.heads())

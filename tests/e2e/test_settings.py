@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CLI, FAULTS = "tests/e2e/test_cli.py::", "tests/e2e/test_faults.py::"
 TOKENS = "tests/unit/test_tokens.py::"
 HERE = "tests/e2e/test_settings.py::"
+TLS, LIMITS = "tests/e2e/test_tls.py::", "tests/e2e/test_transport_limits.py::"
 # Each README setting -> the test that shows it does what the table says.
 COVERED_BY = {
     "DATABASE_URL": CLI + "test_serve_answers_then_stops_cleanly_on_sigterm",
@@ -49,6 +50,23 @@ COVERED_BY = {
     "test_batch_get_over_the_budget_is_resource_exhausted",
     "PAGE_TOKEN_SECRET": "tests/unit/test_pagination.py::test_page_token_secret_decides_the_key",
     "ALEMBIC_INI": "tests/e2e/test_cli_admin.py::test_usage_errors_exit_2_without_a_traceback",
+    "TLS_CERT_FILE": TLS + "test_tls_serves_grpc_and_grpcurl_and_refuses_plaintext",
+    "TLS_KEY_FILE": TLS + "test_tls_serves_grpc_and_grpcurl_and_refuses_plaintext",
+    "TLS_CLIENT_CA_FILE": TLS + "test_mtls_requires_a_client_certificate_from_the_ca",
+    "MAX_RECEIVE_MESSAGE_BYTES": LIMITS
+    + "test_a_request_over_max_receive_message_bytes_is_resource_exhausted",
+    "MAX_SEND_MESSAGE_BYTES": LIMITS
+    + "test_an_answer_over_max_send_message_bytes_is_resource_exhausted",
+    "KEEPALIVE_TIME_SECONDS": LIMITS
+    + "test_keepalive_and_connection_age_settings_become_grpc_arguments",
+    "KEEPALIVE_TIMEOUT_SECONDS": LIMITS
+    + "test_keepalive_and_connection_age_settings_become_grpc_arguments",
+    "KEEPALIVE_MIN_PING_INTERVAL_SECONDS": LIMITS
+    + "test_keepalive_min_ping_interval_seconds_is_enforced",
+    "MAX_CONNECTION_AGE_SECONDS": LIMITS
+    + "test_max_connection_age_sends_goaway_and_clients_reconnect",
+    "MAX_CONNECTION_AGE_GRACE_SECONDS": LIMITS
+    + "test_max_connection_age_sends_goaway_and_clients_reconnect",
 }  # fmt: skip
 
 

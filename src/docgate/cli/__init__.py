@@ -52,8 +52,9 @@ def _configure_logging() -> None:
 
 def _settings_error(error: pydantic.ValidationError) -> str:
     first = error.errors()[0]
-    name = ENV_PREFIX + str(first["loc"][0]).upper() if first["loc"] else "settings"
-    return f"{name}: {first['msg']}"
+    if not first["loc"]:  # a rule across settings (config.Settings): its message names them
+        return str(first["msg"]).removeprefix("Value error, ")
+    return f"{ENV_PREFIX}{str(first['loc'][0]).upper()}: {first['msg']}"
 
 
 def _unreachable(error: BaseException, settings: Settings | None) -> str:

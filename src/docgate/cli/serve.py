@@ -29,6 +29,7 @@ async def run(settings: Settings) -> None:
 
 async def _print_demo(settings: Settings, app: App, seeded: bool, addr: str) -> None:
     minter = TokenMinter(settings)
+    flags = _grpcurl_flags(settings)
     lines = ["", "docgate dev mode" + (" (demo data seeded)" if seeded else ""), ""]
     async with app.uow.transaction(SYSTEM) as session:
         repo = UserRepository(session)
@@ -42,17 +43,28 @@ async def _print_demo(settings: Settings, app: App, seeded: bool, addr: str) -> 
     lines += [
         "",
         "try:",
-        f"  grpcurl -plaintext {addr} list",
-        f'  grpcurl -plaintext -H "authorization: Bearer $ALICE_TOKEN" {addr} '
+        f"  grpcurl {flags} {addr} list",
+        f'  grpcurl {flags} -H "authorization: Bearer $ALICE_TOKEN" {addr} '
         "docgate.v1.UserService/GetCurrentUser",
-        f'  grpcurl -plaintext -H "authorization: Bearer $CAROL_TOKEN" {addr} '
+        f'  grpcurl {flags} -H "authorization: Bearer $CAROL_TOKEN" {addr} '
         "docgate.v1.DocumentService/ListDocuments",
-        f'  grpcurl -plaintext -H "authorization: Bearer $CAROL_TOKEN" {addr} '
+        f'  grpcurl {flags} -H "authorization: Bearer $CAROL_TOKEN" {addr} '
         "docgate.v1.ProjectService/ListProjects",
-        f'  grpcurl -plaintext -H "authorization: Bearer $CAROL_TOKEN" -d \'{{"template": '
+        f'  grpcurl {flags} -H "authorization: Bearer $CAROL_TOKEN" -d \'{{"template": '
         f'"{demo.DEMO_TEMPLATE}", "title": "Kick-off", "values": {{"topic": "Kick-off", '
         '"date": "today", "attendees": "carol"}}\' '
         f"{addr} docgate.v1.ProjectService/CreateDocumentFromTemplate",
         "",
     ]
     print("\n".join(lines), flush=True)
+
+
+def _grpcurl_flags(settings: Settings) -> str:
+    """How grpcurl reaches this server: plaintext, or TLS trusting its CA (and a client
+    certificate with mTLS)."""
+    if not settings.tls:
+        return "-plaintext"
+    flags = "-cacert CA.pem"  # the CA that signed DOCGATE_TLS_CERT_FILE
+    if settings.tls_client_ca_file is not None:
+        flags += " -cert CLIENT.pem -key CLIENT-KEY.pem"
+    return flags
