@@ -1,5 +1,6 @@
-"""Request ids (docgate.edge.requests): one per call, echoed in initial metadata, on every log
-record of the call, and in an INTERNAL error's ErrorInfo."""
+"""Request ids (docgate.edge.requests): one per call, echoed in the answer's initial metadata
+(a failure's trailing metadata), on every log record of the call, and in an INTERNAL error's
+ErrorInfo."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ async def _echoed(channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ..
     )
     with pytest.raises(grpc.aio.AioRpcError):  # no token: refused, but still identified
         await call
-    ids = [value for key, value in await call.initial_metadata() or () if key == HEADER]
+    # A failed call carries it in its trailers (no early headers: they would block retries).
+    ids = [value for key, value in await call.trailing_metadata() or () if key == HEADER]
     assert len(ids) == 1
     return str(ids[0])
 
@@ -57,6 +59,16 @@ async def test_a_well_formed_id_is_kept_else_one_is_made(
 
 async def test_each_call_without_an_id_gets_its_own(channel: grpc.aio.Channel) -> None:
     assert await _echoed(channel, ()) != await _echoed(channel, ())
+
+
+async def test_an_answer_carries_its_id_in_initial_metadata(app: App, server: Any) -> None:
+    user = await make_user(app, "free_user")
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        call = users_pb2_grpc.UserServiceStub(channel).GetCurrentUser(
+            REQUEST, metadata=(*user.metadata, (HEADER, "ok-1")), timeout=10
+        )
+        assert (await call).username == user.username
+        assert (HEADER, "ok-1") in tuple(await call.initial_metadata() or ())
 
 
 async def test_an_internal_error_names_its_request_id_in_log_and_error_info(

@@ -25,7 +25,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from docgate.edge.handlers import Context, Continuation, Handler, ServerInterceptor, wrap
-from docgate.edge.requests import current_request_id
+from docgate.edge.requests import HEADER, current_request_id
 from docgate.errors import Code, DocgateError
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,11 @@ def status_for(error: DocgateError) -> grpc.Status:
 
 async def abort(context: Context, status: grpc.Status) -> NoReturn:
     """context.abort_with_status, spelled with the part the type stubs know."""
-    await context.abort(status.code, status.details, status.trailing_metadata)
+    trailers = tuple(status.trailing_metadata)
+    request_id = current_request_id()
+    if request_id is not None:  # the abort's trailers replace those set before (the id's)
+        trailers += ((HEADER, request_id),)
+    await context.abort(status.code, status.details, trailers)
     raise AssertionError("abort returned")  # pragma: no cover
 
 

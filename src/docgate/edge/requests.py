@@ -3,14 +3,16 @@ can name the same call.
 
 The id comes from the caller's ``x-request-id`` metadata when it is well-formed (at most 128
 characters of ``[A-Za-z0-9._-]``: safe to echo into logs and headers), else it is generated. It is
-sent back in the call's initial metadata, held in a module-level ContextVar for the duration
-of the call (so nothing has to thread it through by hand), and stamped on every log record by
+sent back in the answer's initial metadata (a failed call's trailing metadata), held in a
+module-level ContextVar for the duration of the call (so nothing has to thread it through by
+hand), and stamped on every log record by
 `RequestIdFilter`. The interceptor is the outermost one, so the id is set before
 authentication and error mapping run and both can log with it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import uuid
@@ -65,9 +67,14 @@ def install_request_id_filter(handlers: list[logging.Handler]) -> None:
 async def _identified(context: Context) -> AsyncIterator[None]:
     request_id = request_id_from(context.invocation_metadata())
     token = _request_id.set(request_id)
+    # Not sent before the handler runs: response headers commit a call, and a client never
+    # retries a committed call (gRFC A6), so early headers would void the service config's
+    # retry of UNAVAILABLE (docs/clients.md). A failure carries the id in its trailers.
+    context.set_trailing_metadata(((HEADER, request_id),))
     try:
-        await context.send_initial_metadata(((HEADER, request_id),))
         yield
+        with contextlib.suppress(grpc.aio.UsageError):  # a stream sent its headers already
+            await context.send_initial_metadata(((HEADER, request_id),))
     finally:
         _request_id.reset(token)
 
