@@ -246,17 +246,18 @@ def test_only_the_canonical_claims_docgate_mints_are_accepted(claims: dict[str, 
     assert verifier.verify(canonical) == user
 
 
-# Built at collection time, possibly minutes before the test runs: each lives an hour, so only
-# the expired one is expired.
-_HOUR = int(time.time()) + 3600
+# Built at collection time, possibly half an hour before the test runs on a loaded box: each
+# lives a month and the not-yet-valid ones start in a week, so only the expired one is expired.
+_HOUR = int(time.time()) + 30 * 86400
+_WEEK = 7 * 86400
 
 
 @pytest.mark.parametrize(
     ("token", "reason", "cause"),
     [
         (_hs(exp=int(time.time()) - 120), "TOKEN_EXPIRED", "token expired"),
-        (_hs(nbf=int(time.time()) + 600, exp=_HOUR), "INVALID_TOKEN", "not yet valid"),
-        (_hs(iat=int(time.time()) + 600, exp=_HOUR), "INVALID_TOKEN", "not yet valid"),
+        (_hs(nbf=int(time.time()) + _WEEK, exp=_HOUR), "INVALID_TOKEN", "not yet valid"),
+        (_hs(iat=int(time.time()) + _WEEK, exp=_HOUR), "INVALID_TOKEN", "not yet valid"),
         (jwt.encode(_claims(exp=_HOUR), "w" * 48, algorithm="HS256"), "INVALID_TOKEN",
          "bad signature"),
         (jwt.encode(_claims(exp=_HOUR), None, algorithm="none"), "INVALID_TOKEN", "algorithm"),
