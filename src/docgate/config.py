@@ -14,6 +14,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 JwtAlgorithm = Literal["HS256", "RS256", "ES256"]
+LogFormat = Literal["text", "json"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 ENV_PREFIX = "DOCGATE_"
 
 
@@ -118,6 +120,19 @@ class Settings(BaseSettings):
         ge=64 * 1024,
         description="largest answer built (bytes): pages end early, BatchGet over it is "
         "RESOURCE_EXHAUSTED",
+    )
+
+    # Observability (docs/operations.md, "Metrics, logs and traces").
+    metrics_listen: str | None = Field(
+        default=None,
+        description="HOST:PORT serving Prometheus /metrics; unset: off (dev mode: 127.0.0.1:9464)",
+    )
+    log_format: LogFormat = Field(
+        default="text", description="text, or json (one JSON object per line)"
+    )
+    log_level: LogLevel = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    access_log: bool = Field(
+        default=True, description="one INFO record per call on the docgate.access logger"
     )
 
     @property
