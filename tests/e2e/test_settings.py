@@ -49,6 +49,11 @@ COVERED_BY = {
     "test_batch_get_over_the_budget_is_resource_exhausted",
     "PAGE_TOKEN_SECRET": "tests/unit/test_pagination.py::test_page_token_secret_decides_the_key",
     "ALEMBIC_INI": "tests/e2e/test_cli_admin.py::test_usage_errors_exit_2_without_a_traceback",
+    "METRICS_LISTEN": "tests/e2e/test_metrics.py::test_counters_after_known_calls",
+    "LOG_FORMAT": "tests/e2e/test_access_log.py::"
+    "test_log_format_json_is_one_object_per_line_with_the_access_record",
+    "LOG_LEVEL": "tests/e2e/test_access_log.py::test_log_level_warning_keeps_info_out",
+    "ACCESS_LOG": "tests/e2e/test_access_log.py::test_access_log_false_writes_none",
 }  # fmt: skip
 
 
