@@ -246,17 +246,18 @@ def test_only_the_canonical_claims_docgate_mints_are_accepted(claims: dict[str, 
     assert verifier.verify(canonical) == user
 
 
-# Built at collection time, possibly minutes before the test runs: each lives an hour, so only
-# the expired one is expired.
-_HOUR = int(time.time()) + 3600
+# Built at collection time, possibly many minutes before the test runs (a full suite on a busy
+# box took 20): each lives a day and the not-yet-valid ones start in 6 hours, so only the
+# expired one is expired and those stay in the future.
+_HOUR = int(time.time()) + 86400
 
 
 @pytest.mark.parametrize(
     ("token", "reason", "cause"),
     [
         (_hs(exp=int(time.time()) - 120), "TOKEN_EXPIRED", "token expired"),
-        (_hs(nbf=int(time.time()) + 600, exp=_HOUR), "INVALID_TOKEN", "not yet valid"),
-        (_hs(iat=int(time.time()) + 600, exp=_HOUR), "INVALID_TOKEN", "not yet valid"),
+        (_hs(nbf=int(time.time()) + 21600, exp=_HOUR), "INVALID_TOKEN", "not yet valid"),
+        (_hs(iat=int(time.time()) + 21600, exp=_HOUR), "INVALID_TOKEN", "not yet valid"),
         (jwt.encode(_claims(exp=_HOUR), "w" * 48, algorithm="HS256"), "INVALID_TOKEN",
          "bad signature"),
         (jwt.encode(_claims(exp=_HOUR), None, algorithm="none"), "INVALID_TOKEN", "algorithm"),
