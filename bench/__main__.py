@@ -65,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--processes", type=int, help="load generator processes")
     parser.add_argument("--max-seconds", type=int, help="abort the run after this long")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where JSON goes")
+    parser.add_argument(
+        "--observed",
+        action="store_true",
+        help="also measure docgate with metrics and JSON access logs on ('observed')",
+    )
     return parser
 
 
@@ -83,7 +88,12 @@ def options(args: argparse.Namespace) -> Options:
     if projects is None:
         projects = QUICK_PROJECTS if args.quick else FULL_PROJECTS
     return Options(
-        docs=docs, projects=projects, shape=shape, results_dir=args.results, quick=args.quick
+        docs=docs,
+        projects=projects,
+        shape=shape,
+        results_dir=args.results,
+        quick=args.quick,
+        observed=args.observed,
     )
 
 

@@ -35,6 +35,8 @@ class Options:
     shape: LoadShape
     results_dir: Path
     quick: bool
+    # A second docgate with metrics and JSON access logs on (targets.OBSERVED_ENV).
+    observed: bool = False
 
 
 @dataclass
@@ -208,6 +210,7 @@ def run(options: Options) -> Path:
         "started": started,
         "git": _git_revision(),
         "quick": options.quick,
+        "observed": options.observed,
         "docs": list(options.docs),
         "projects": list(options.projects),
         "shape": asdict(options.shape),
@@ -232,7 +235,7 @@ def run(options: Options) -> Path:
                 options.shape.processes, mp_context=multiprocessing.get_context("spawn")
             )
         )
-        servers = targets.start(stack, url, secret, log_dir)
+        servers = targets.start(stack, url, secret, log_dir, observed=options.observed)
         _log(f"servers: {servers.running} {servers.missing or ''}")
         session = Session(
             url=url,

@@ -11,6 +11,8 @@ from bench.runner import Comparison, Stats
 
 BASELINE = "baseline"
 SERVICE = "docgate"
+# --observed: docgate with metrics and JSON access logs on.
+OBSERVED = "observed"
 
 
 def _fmt(value: float, unit: str = "") -> str:
@@ -26,6 +28,15 @@ def ratios(comparison: Comparison) -> dict[str, float] | None:
     base, service = comparison.median(BASELINE), comparison.median(SERVICE)
     if base is None or service is None:
         return None
+    found = _ratios(service, base)
+    observed = comparison.median(OBSERVED)
+    if observed is not None:  # --observed: on ÷ baseline, and on ÷ off
+        found.update({f"observed_{k}": v for k, v in _ratios(observed, base).items()})
+        found.update({f"on_off_{k}": v for k, v in _ratios(observed, service).items()})
+    return found
+
+
+def _ratios(service: Stats, base: Stats) -> dict[str, float]:
     return {
         "rps": _ratio(service.rps, base.rps),
         "p50": _ratio(service.p50_ms, base.p50_ms),
@@ -47,15 +58,22 @@ def _row(scenario: str, target: str, stats: Stats | None, note: str = "") -> str
 def table(scenarios: dict[str, Comparison]) -> str:
     lines = [f"{'scenario':<26}{'target':<10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}"]
     for name, comparison in scenarios.items():
-        for target in (BASELINE, SERVICE):
+        shown = (
+            (BASELINE, SERVICE, OBSERVED) if OBSERVED in comparison.rounds else (BASELINE, SERVICE)
+        )
+        for target in shown:
             note = comparison.unavailable.get(target, "not measured")
             lines.append(_row(name, target, comparison.median(target), note))
         found = ratios(comparison)
         if found is not None:
-            lines.append(
-                f"{'':<26}{'ratio':<10}{found['rps']:>9.2f}x{found['p50']:>9.2f}x"
-                f"{found['p99']:>9.2f}x   (docgate / baseline)"
-            )
+            for prefix, what in (("", "docgate"), ("observed_", "observed"), ("on_off_", "")):
+                if f"{prefix}rps" not in found:
+                    continue
+                label = f"({what} / baseline)" if what else "(observed / docgate: on ÷ off)"
+                lines.append(
+                    f"{'':<26}{'ratio':<10}{found[prefix + 'rps']:>9.2f}x"
+                    f"{found[prefix + 'p50']:>9.2f}x{found[prefix + 'p99']:>9.2f}x   {label}"
+                )
         lines.append("")
     return "\n".join(lines)
 

@@ -12,13 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from docgate import policy
 from docgate.config import Settings
+from docgate.db import tracing as db_tracing
 from docgate.db.engine import create_engine, create_health_engine, create_session_factory
 from docgate.db.filtering import install_document_policy
 from docgate.db.uow import UnitOfWork
+from docgate.edge import tracing
 from docgate.edge.auth import AuthInterceptor
-from docgate.edge.errors import ErrorMappingInterceptor
+from docgate.edge.calls import CallInterceptor
+from docgate.edge.handlers import ServerInterceptor
+from docgate.edge.metrics import Metrics
 from docgate.edge.registry import ServiceBinding, method_paths
-from docgate.edge.requests import RequestIdInterceptor
 from docgate.pagination import PageTokens
 from docgate.repositories.principals import confirm_caller
 from docgate.services.documents import DocumentService
@@ -47,11 +50,13 @@ class App:
     settings: Settings
     engine: AsyncEngine
     uow: UnitOfWork
-    # Outermost first: the request id is set before errors are mapped and callers checked.
-    interceptors: tuple[RequestIdInterceptor, ErrorMappingInterceptor, AuthInterceptor]
+    # Outermost first: tracing (when on), then the edge's one wrapper (docgate.edge.calls).
+    interceptors: tuple[ServerInterceptor, ...]
     services: tuple[ServiceBinding, ...]
     # The health check's own one-connection engine (docgate.db.engine.create_health_engine).
     health_engine: AsyncEngine
+    # Prometheus metrics, when DOCGATE_METRICS_LISTEN is set (the server serves them).
+    metrics: Metrics | None = None
 
     def check_policy_covers_services(self) -> None:
         """Deny by default is a safety net, not a way to ship a method nobody can call."""
@@ -75,19 +80,35 @@ def _services(uow: UnitOfWork, settings: Settings) -> tuple[ServiceBinding, ...]
     )
 
 
-def build_app(settings: Settings, database_url: str) -> App:
+def build_app(settings: Settings, database_url: str, tracer_provider: object = None) -> App:
+    """``tracer_provider``: an OpenTelemetry TracerProvider to trace with (tests); None: the
+    standard OTEL_* environment decides (docgate.edge.tracing)."""
     engine = create_engine(database_url, settings)
     sessions = create_session_factory(engine)
     install_document_policy(sessions)
+    metrics = Metrics() if settings.metrics_listen else None
+    if metrics is not None:
+        metrics.pool_configured(settings.pool_size, settings.max_overflow)
     uow = UnitOfWork(
-        engine, sessions, PageTokens(page_token_key(settings)), confirm_caller=confirm_caller
+        engine,
+        sessions,
+        PageTokens(page_token_key(settings)),
+        confirm_caller=confirm_caller,
+        pool_observer=metrics,
     )
     auth = AuthInterceptor(TokenVerifier(settings), uow)
+    calls = CallInterceptor(auth, metrics, access_log=settings.access_log)
+    provider = tracer_provider if tracer_provider is not None else tracing.from_environment()
+    traced: tuple[ServerInterceptor, ...] = ()
+    if provider is not None:
+        db_tracing.instrument(provider)
+        traced = (tracing.server_interceptor(provider),)
     return App(
         settings=settings,
         engine=engine,
         uow=uow,
-        interceptors=(RequestIdInterceptor(), ErrorMappingInterceptor(), auth),
+        interceptors=(*traced, calls),
         services=_services(uow, settings),
         health_engine=create_health_engine(database_url, settings),
+        metrics=metrics,
     )

@@ -10,10 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 JwtAlgorithm = Literal["HS256", "RS256", "ES256"]
+LogFormat = Literal["text", "json"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 ENV_PREFIX = "DOCGATE_"
 # Room for the rest of a message around the largest content or answer: titles, metadata,
 # protobuf framing.
@@ -197,6 +199,23 @@ class Settings(BaseSettings):
     @property
     def tls(self) -> bool:
         return self.tls_cert_file is not None
+    # Observability (docs/operations.md, "Metrics, logs and traces").
+    metrics_listen: str | None = Field(
+        default=None,
+        description="HOST:PORT serving Prometheus /metrics; unset: off (dev mode: 127.0.0.1:9464)",
+    )
+    log_format: LogFormat = Field(
+        default="text", description="text, or json (one JSON object per line)"
+    )
+    log_level: LogLevel = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    access_log: bool = Field(
+        default=True, description="one INFO record per call on the docgate.access logger"
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_capitals(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @property
     def embedded(self) -> bool:

@@ -1,4 +1,10 @@
-"""Log records that are safe to ship: bounded in size.
+"""Log records that are safe to ship (bounded in size), written as text or JSON.
+
+`configure` sets the root handler's format and level from DOCGATE_LOG_FORMAT and
+DOCGATE_LOG_LEVEL: ``text`` is one line per record (`TEXT_FORMAT`), ``json`` one JSON object
+per line by python-json-logger (time, level, logger, request_id, message, an ``exc_info``
+traceback when there is one, and every ``extra`` field — the access log's method, code,
+duration_ms, user_id and peer).
 
 `BoundedRecords` is a handler filter (installed next to the request-id filter): it renders a
 record's message once and cuts it at `MAX_MESSAGE` characters, and keeps only the last
@@ -14,9 +20,28 @@ import logging
 import traceback
 from typing import Final
 
+from pythonjsonlogger.json import JsonFormatter
+
 MAX_MESSAGE: Final = 2048
 MAX_TRACEBACK: Final = 2048
 _CUT: Final = " …[cut]"
+# request_id is stamped by docgate.edge.requests.RequestIdFilter ("-" outside any call).
+TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+_JSON_FIELDS: Final = ("asctime", "levelname", "name", "request_id", "message")
+_JSON_NAMES: Final = {"asctime": "time", "levelname": "level", "name": "logger"}
+
+
+def formatter(log_format: str) -> logging.Formatter:
+    if log_format == "json":
+        return JsonFormatter(list(_JSON_FIELDS), style="{", rename_fields=dict(_JSON_NAMES))
+    return logging.Formatter(TEXT_FORMAT)
+
+
+def configure(handlers: list[logging.Handler], log_format: str, level: str) -> None:
+    """Format ``handlers`` (the root logger's) as ``log_format``; set the root level."""
+    for handler in handlers:
+        handler.setFormatter(formatter(log_format))
+    logging.getLogger().setLevel(level)
 
 
 class BoundedRecords(logging.Filter):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from pathlib import Path
 
 from docgate.config import Settings
@@ -16,6 +17,8 @@ from docgate.db import migrations
 from docgate.db.embedded import ensure_database, start_embedded
 
 SECRET_FILE = "jwt_secret"
+# Dev mode serves metrics here unless DOCGATE_METRICS_LISTEN says otherwise.
+DEV_METRICS_LISTEN = "127.0.0.1:9464"
 
 
 class ConfigurationError(RuntimeError):
@@ -59,3 +62,20 @@ async def migrated_database_url(settings: Settings) -> str:
     url = await database_url(settings)
     await migrations.upgrade(url)
     return url
+
+
+def with_dev_metrics(settings: Settings) -> Settings:
+    """Dev mode with DOCGATE_METRICS_LISTEN unset: metrics on 127.0.0.1:9464, or on a free port
+    (logged at start) when another process holds that one — a second dev server on the same
+    machine must still start. An address the operator set is never replaced."""
+    if not settings.embedded or settings.metrics_listen is not None:
+        return settings
+    host, _, port = DEV_METRICS_LISTEN.rpartition(":")
+    listen = DEV_METRICS_LISTEN
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the HTTP server does
+        try:
+            probe.bind((host, int(port)))
+        except OSError:
+            listen = f"{host}:0"
+    return settings.model_copy(update={"metrics_listen": listen})

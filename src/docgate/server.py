@@ -21,6 +21,7 @@ from docgate.bootstrap import App
 from docgate.db import migrations
 from docgate.db.schema import schema_problem
 from docgate.edge.health import HealthServicer
+from docgate.edge.metrics import MetricsEndpoint, serve_metrics
 from docgate.edge.reflection import enable_reflection
 from docgate.edge.transport import (
     TlsConfigurationError,
@@ -64,6 +65,7 @@ class RunningServer:
     app: App
     health: HealthServicer
     _watch: asyncio.Task[None] | None = field(default=None, repr=False)
+    metrics: MetricsEndpoint | None = None
 
     async def stop(self, grace: float | None) -> None:
         """Refuse new calls, let in-flight ones finish within ``grace``, then release the
@@ -74,6 +76,8 @@ class RunningServer:
                 await self._watch
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        if self.metrics is not None:
+            self.metrics.close()
         await self.app.close()
 
 
@@ -117,7 +121,7 @@ async def start_server(app: App, listen: str) -> RunningServer:
     )
     for binding in app.services:
         binding.add_to(server)
-    health_servicer = HealthServicer()
+    health_servicer = HealthServicer(app.metrics)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     enable_reflection(server, (*(binding.name for binding in app.services), health.SERVICE_NAME))
     try:
@@ -126,12 +130,25 @@ async def start_server(app: App, listen: str) -> RunningServer:
         raise ListenError(f"cannot serve TLS: {exc}") from exc
     except RuntimeError as exc:  # grpc's message only says "Failed to bind"
         raise ListenError(f"cannot listen on {listen}: address in use or not available") from exc
+    endpoint = _serve_metrics(app)
     health_state = _Health(app, health_servicer, migrations.heads())
     await health_state.check()
     await server.start()
-    running = RunningServer(server, port, app, health_servicer)
+    running = RunningServer(server, port, app, health_servicer, metrics=endpoint)
     running._watch = asyncio.create_task(_watch_database(health_state))
     return running
+
+
+def _serve_metrics(app: App) -> MetricsEndpoint | None:
+    listen = app.settings.metrics_listen
+    if app.metrics is None or not listen:
+        return None
+    try:
+        endpoint = serve_metrics(app.metrics, listen)
+    except OSError as exc:
+        raise ListenError(f"cannot serve metrics on {listen}: {exc.strerror or exc}") from exc
+    log.info("metrics on http://%s/metrics", dialable(listen, endpoint.port))
+    return endpoint
 
 
 async def serve_until_signalled(

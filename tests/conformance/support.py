@@ -14,6 +14,7 @@ from docgate.v1 import documents_pb2 as pb
 from docgate.v1 import documents_pb2_grpc
 from sqlalchemy.engine import make_url
 
+from docgate.edge.requests import HEADER as REQUEST_ID
 from tests.support import TestUser, error_info, unique
 
 DEADLINE = 10.0
@@ -39,11 +40,9 @@ async def fails(
 
 
 def answer(error: grpc.aio.AioRpcError) -> tuple[Any, ...]:
-    """Everything a client can observe of a failed call, but the id that names the call
-    (x-request-id, in a failure's trailers: different for every call by design)."""
-    trailers = tuple(
-        (key, value) for key, value in error.trailing_metadata() or () if key != "x-request-id"
-    )
+    """Everything a client can observe of a failed call, but its request id (which names the
+    call, so it differs from one call to the next whatever the call was about)."""
+    trailers = tuple(kv for kv in error.trailing_metadata() or () if kv[0] != REQUEST_ID)
     return (error.code(), error.details(), trailers)
 
 

@@ -18,6 +18,7 @@ echo on (``sqlalchemy.engine`` at INFO, what an operator turns on to debug a que
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import traceback
@@ -51,6 +52,7 @@ from sqlalchemy.engine import make_url
 
 from docgate import logs
 from docgate.bootstrap import App, build_app
+from docgate.edge.requests import install_request_id_filter
 from docgate.server import start_server
 from docgate.services.documents import DocumentService
 from docgate.services.users import UserService
@@ -108,7 +110,15 @@ def _record_text(record: logging.LogRecord) -> str:
     if record.exc_info and record.exc_info[1] is not None:
         parts += traceback.format_exception(record.exc_info[1])
     parts += [record.exc_text or "", record.stack_info or ""]
+    # Fields a structured formatter writes too (the access log's method, user_id, peer …).
+    parts += [f"{k}={v!r}" for k, v in vars(record).items() if k not in _STANDARD]
     return "\n".join(parts)
+
+
+_STANDARD = frozenset(vars(logging.LogRecord("x", logging.INFO, "x", 1, "x", None, None))) | {
+    "message",
+    "asctime",
+}
 
 
 # --- the servers ----------------------------------------------------------------------------
@@ -148,7 +158,8 @@ async def _serving(app: App) -> AsyncIterator[grpc.aio.Channel]:
 def _capturing(scenario: str) -> Iterator[list[logging.LogRecord]]:
     root, engine_log = logging.getLogger(), logging.getLogger("sqlalchemy.engine")
     handler = RecordingHandler()
-    logs.install([handler])  # what `docgate serve` installs on its handlers
+    install_request_id_filter([handler])  # what `docgate serve` installs on its handlers
+    logs.install([handler])
     levels = (root.level, engine_log.level)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
@@ -462,3 +473,30 @@ def test_every_record_is_capped(traffic: Traffic) -> None:
         if len(formatter.format(r)) > CAP
     ]
     assert too_long == []
+
+
+def test_every_call_has_its_access_record(traffic: Traffic) -> None:
+    """The access log is part of what was checked above: one record per call, each with its
+    fields (and the secrets tests looked at those fields too)."""
+    access = [r for r in traffic.records if r.name == "docgate.access"]
+    assert len(access) > 60
+    fields = ("method", "code", "duration_ms", "user_id", "peer", "request_id")
+    assert all(all(hasattr(r, f) for f in fields) for r in access)
+    assert len({r.request_id for r in access}) == len(access)  # type: ignore[attr-defined]
+    codes = {r.code for r in access}  # type: ignore[attr-defined]
+    assert {"OK", "NOT_FOUND", "INVALID_ARGUMENT", "UNAUTHENTICATED", "INTERNAL"} <= codes
+
+
+def test_json_lines_carry_no_secret(traffic: Traffic) -> None:
+    """What DOCGATE_LOG_FORMAT=json writes of every record: valid JSON, none of the secrets."""
+    formatter = logs.formatter("json")
+    needles = {n.lower() for n in traffic.secrets.tokens | traffic.secrets.emails}
+    needles |= {n.lower() for n in traffic.secrets.contents}
+    leaks = []
+    for record in traffic.records:
+        line = formatter.format(record)
+        assert isinstance(json.loads(line), dict)
+        hits = [n for n in needles if n in line.lower()]
+        if hits:
+            leaks.append(f"{record.name} {record.msg!r:.60} carries {hits[0]!r}")
+    assert leaks == []

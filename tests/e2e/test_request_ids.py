@@ -34,6 +34,22 @@ async def _echoed(channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ..
     return str(ids[0])
 
 
+async def test_an_answered_call_gets_its_id_too(database_url: str) -> None:
+    app: App = build_app(settings_for(database_url), database_url)
+    user = await make_user(app, "free_user")
+    running = await start_server(app, "127.0.0.1:0")
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            call = users_pb2_grpc.UserServiceStub(channel).GetCurrentUser(
+                REQUEST, metadata=(*user.metadata, (HEADER, "ok-call-1")), timeout=10
+            )
+            assert (await call).username == user.username
+            trailing = [value for key, value in await call.trailing_metadata() if key == HEADER]
+    finally:
+        await running.stop(None)
+    assert trailing == ["ok-call-1"]
+
+
 @pytest.mark.parametrize(
     ("sent", "kept"),
     [
@@ -96,7 +112,11 @@ async def test_an_internal_error_names_its_request_id_in_log_and_error_info(
     info = error_info(caught.value)
     assert info is not None
     assert (info.reason, dict(info.metadata)) == ("INTERNAL", {"request_id": "ticket-4711"})
-    during = [r for r in caplog.records if r.getMessage() in ("about to fail", "unhandled error")]
+    during = [
+        r
+        for r in caplog.records
+        if r.getMessage() == "about to fail" or r.getMessage().startswith("unhandled error in ")
+    ]
     assert len(during) == 2
     assert {getattr(r, "request_id", None) for r in during} == {"ticket-4711"}
     assert during[1].exc_info is not None  # the traceback is logged

@@ -67,6 +67,11 @@ COVERED_BY = {
     + "test_max_connection_age_sends_goaway_and_clients_reconnect",
     "MAX_CONNECTION_AGE_GRACE_SECONDS": LIMITS
     + "test_max_connection_age_sends_goaway_and_clients_reconnect",
+    "METRICS_LISTEN": "tests/e2e/test_metrics.py::test_counters_after_known_calls",
+    "LOG_FORMAT": "tests/e2e/test_access_log.py::"
+    "test_log_format_json_is_one_object_per_line_with_the_access_record",
+    "LOG_LEVEL": "tests/e2e/test_access_log.py::test_log_level_warning_keeps_info_out",
+    "ACCESS_LOG": "tests/e2e/test_access_log.py::test_access_log_false_writes_none",
 }  # fmt: skip
 
 

@@ -38,10 +38,7 @@ UNREACHABLE = (OSError, TimeoutError, PoolTimeout, DBAPIError)
 
 
 def _configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
-    )
+    logging.basicConfig(level=logging.INFO, format=logs.TEXT_FORMAT)
     install_request_id_filter(logging.getLogger().handlers)
     logs.install(logging.getLogger().handlers)
     # The embedded server's wrapper logs every pg_ctl call at INFO; its warnings still show.
@@ -89,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings: Settings | None = None
     try:
         settings = runtime.with_keys(Settings())
+        logs.configure(logging.getLogger().handlers, settings.log_format, settings.log_level)
         _run(args, settings)
     except pydantic.ValidationError as error:
         return _fail(_settings_error(error), 2)

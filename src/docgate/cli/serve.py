@@ -13,6 +13,7 @@ from docgate.tokens import TokenMinter
 
 
 async def run(settings: Settings) -> None:
+    settings = runtime.with_dev_metrics(settings)
     url = await runtime.migrated_database_url(settings)
     app = build_app(settings, url)
     if not settings.embedded:

@@ -25,12 +25,14 @@ domain error, never a driver exception.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
@@ -72,6 +74,16 @@ class _RpcScope:
 # the composition root: this layer does not know how a caller is stored).
 ConfirmCaller = Callable[[AsyncConnection, Principal], Awaitable[None]]
 
+
+class PoolObserver(Protocol):
+    """Told about each RPC's connection (docgate.edge.metrics.Metrics is one): how long the
+    call waited for it, and the pool's state after checkout and after checkin."""
+
+    def pool_acquired(self, waited: float, checked_out: int, overflow: int) -> None: ...
+    def pool_released(self, checked_out: int, overflow: int) -> None: ...
+    def pool_timed_out(self, waited: float) -> None: ...
+
+
 # The current RPC's scope; module-level, as the contextvars documentation asks. Set by `rpc()`
 # in the RPC's own task, so it never reaches another call.
 _scope: ContextVar[_RpcScope | None] = ContextVar("docgate_rpc_scope", default=None)
@@ -84,11 +96,15 @@ class UnitOfWork:
         session_factory: async_sessionmaker[AsyncSession],
         tokens: PageTokens,
         confirm_caller: ConfirmCaller | None = None,
+        pool_observer: PoolObserver | None = None,
     ) -> None:
         self._engine = engine
         self._session_factory = session_factory
         self._tokens = tokens
         self._confirm_caller = confirm_caller
+        pool = engine.pool
+        has_state = hasattr(pool, "checkedout") and hasattr(pool, "overflow")
+        self._pool_observer = pool_observer if has_state else None
 
     def _session(self, connection: AsyncConnection, principal: Principal | None) -> AsyncSession:
         who = principal if principal is not None else current_principal()
@@ -99,16 +115,33 @@ class UnitOfWork:
     @asynccontextmanager
     async def rpc(self) -> AsyncIterator[AsyncConnection]:
         """The RPC's connection, held until the call ends (autocommit until a transaction)."""
+        observer = self._pool_observer
         with database_errors():
-            async with self._engine.connect() as connection:
-                scope = _RpcScope(connection)
-                token = _scope.set(scope)
-                try:
-                    yield connection
-                finally:
-                    _scope.reset(token)
-                    if scope.session is not None:
-                        await scope.session.close()
+            start, acquired = time.perf_counter(), False
+            try:
+                async with self._engine.connect() as connection:
+                    acquired = True
+                    if observer is not None:
+                        observer.pool_acquired(time.perf_counter() - start, *self._pool_state())
+                    scope = _RpcScope(connection)
+                    token = _scope.set(scope)
+                    try:
+                        yield connection
+                    finally:
+                        _scope.reset(token)
+                        if scope.session is not None:
+                            await scope.session.close()
+            except PoolTimeout:
+                if observer is not None and not acquired:
+                    observer.pool_timed_out(time.perf_counter() - start)
+                raise
+            finally:
+                if observer is not None and acquired:
+                    observer.pool_released(*self._pool_state())
+
+    def _pool_state(self) -> tuple[int, int]:
+        pool = self._engine.pool
+        return pool.checkedout(), pool.overflow()  # type: ignore[attr-defined]
 
     @asynccontextmanager
     async def read(self, principal: Principal | None = None) -> AsyncIterator[AsyncSession]:

@@ -9,16 +9,15 @@ id filter, the call's request id; the caller gets one generic message."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import grpc
-
 from docgate import policy
 from docgate.db.uow import UnitOfWork
-from docgate.edge.handlers import Context, Continuation, Handler, ServerInterceptor, wrap
+from docgate.edge.handlers import Around, Context
 from docgate.principal import Principal, acting_as
 from docgate.repositories.principals import load_principal
 from docgate.tokens import TokenRejected, TokenVerifier
@@ -52,7 +51,7 @@ def _log_refusal(method: str, context: Context, cause: str) -> None:
     log.info("UNAUTHENTICATED %s from %s: %s", method, context.peer(), cause)
 
 
-class AuthInterceptor(ServerInterceptor):
+class AuthInterceptor:
     def __init__(self, verifier: TokenVerifier, uow: UnitOfWork) -> None:
         self._verifier = verifier
         self._uow = uow
@@ -74,17 +73,9 @@ class AuthInterceptor(ServerInterceptor):
             with acting_as(principal):
                 yield
 
-    async def intercept_service(
-        self,
-        continuation: Continuation,
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler:  # None (no such method) passes through: grpc answers UNIMPLEMENTED
-        method = handler_call_details.method
-        handler = await continuation(handler_call_details)
+    def around(self, method: str) -> Around | None:
+        """What authenticates one call of ``method``, run by the edge's one wrapper
+        (docgate.edge.calls) around the servicer; None for a public method (no token)."""
         if policy.is_public_method(method):
-            return handler  # type: ignore[return-value]
-
-        def around(context: Context) -> Any:
-            return self._as_caller(method, context)
-
-        return wrap(handler, around)  # type: ignore[return-value]
+            return None
+        return functools.partial(self._as_caller, method)

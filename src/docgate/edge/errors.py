@@ -6,16 +6,14 @@ Database errors were already translated into domain errors at the database bound
 logged with its traceback and answered INTERNAL with a generic message, never the exception
 text, and an ErrorInfo (reason ``INTERNAL``) whose metadata carries the request id, so the
 caller's support ticket can name the log lines; a NotImplementedError is UNIMPLEMENTED. A
-client's cancellation and grpc's own
-AbortError pass through untouched.
+client's cancellation and grpc's own AbortError pass through untouched (docgate.edge.calls,
+the one wrapper around every call, decides which is which and calls `status_of`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import NoReturn
 
 import grpc
@@ -24,8 +22,8 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from docgate.edge.handlers import Context, Continuation, Handler, ServerInterceptor, wrap
-from docgate.edge.requests import HEADER, current_request_id
+from docgate.edge.handlers import Context
+from docgate.edge.requests import current_request_id
 from docgate.errors import Code, DocgateError
 
 log = logging.getLogger(__name__)
@@ -66,28 +64,20 @@ async def abort(context: Context, status: grpc.Status) -> NoReturn:
     raise AssertionError("abort returned")  # pragma: no cover
 
 
-@asynccontextmanager
-async def statuses(context: Context) -> AsyncIterator[None]:
-    """Run one call with its errors answered as statuses."""
-    try:
-        yield
-    except (asyncio.CancelledError, grpc.aio.AbortError):
-        raise
-    except DocgateError as error:
-        await abort(context, status_for(error))
-    except NotImplementedError:  # e.g. grpc.health.v1.Health/List in grpcio-health-checking
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "method not implemented")
-    except Exception:
-        log.exception("unhandled error")
-        await abort(context, status_for(internal_error()))
+@dataclass(frozen=True)
+class _Status(grpc.Status):
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, str | bytes], ...] = ()
 
 
-class ErrorMappingInterceptor(ServerInterceptor):
-    """Outermost interceptor: every docgate RPC's errors are mapped here."""
-
-    async def intercept_service(
-        self,
-        continuation: Continuation,
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler:  # None (no such method) passes through: grpc answers UNIMPLEMENTED
-        return wrap(await continuation(handler_call_details), statuses, checks_requests=True)  # type: ignore[return-value]
+def status_of(error: Exception, method: str) -> grpc.Status:
+    """The status that answers ``error`` raised by a call of ``method``. Call it in the
+    ``except`` block: an unknown exception is a bug, logged here with its traceback (and,
+    through the request id filter, the call's request id)."""
+    if isinstance(error, DocgateError):
+        return status_for(error)
+    if isinstance(error, NotImplementedError):  # e.g. a generated base's UNIMPLEMENTED stub
+        return _Status(grpc.StatusCode.UNIMPLEMENTED, "method not implemented")
+    log.exception("unhandled error in %s", method)
+    return status_for(internal_error())

@@ -2,28 +2,23 @@
 can name the same call.
 
 The id comes from the caller's ``x-request-id`` metadata when it is well-formed (at most 128
-characters of ``[A-Za-z0-9._-]``: safe to echo into logs and headers), else it is generated. It is
-sent back in the answer's initial metadata (a failed call's trailing metadata), held in a
+characters of ``[A-Za-z0-9._-]``: safe to echo into logs and headers), else it is generated. It
+is sent back in the call's trailing metadata (with the status, on success and failure alike:
+initial metadata would cost a batch of its own per call, see docgate.edge.calls), held in a
 module-level ContextVar for the duration of the call (so nothing has to thread it through by
-hand), and stamped on every log record by
-`RequestIdFilter`. The interceptor is the outermost one, so the id is set before
-authentication and error mapping run and both can log with it.
+hand), and stamped on every log record by `RequestIdFilter`. The edge's one wrapper
+(docgate.edge.calls) sets it first thing in every call, so authentication, error mapping and
+the access log all log with it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import re
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
-
-import grpc
-
-from docgate.edge.handlers import Context, Continuation, Handler, ServerInterceptor, wrap
 
 HEADER = "x-request-id"
 _WELL_FORMED = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -43,7 +38,18 @@ def request_id_from(metadata: Any) -> str:
     for key, value in metadata or ():
         if key == HEADER and isinstance(value, str) and _WELL_FORMED.fullmatch(value):
             return value
-    return uuid.uuid4().hex
+    # An id names a call, it guards nothing: no need for os.urandom on every call (uuid4).
+    # random reseeds itself in a forked child, so workers do not repeat each other's ids.
+    return f"{random.getrandbits(128):032x}"
+
+
+def bind_request_id(request_id: str) -> Token[str | None]:
+    """Make ``request_id`` the current call's (undo with `reset_request_id`)."""
+    return _request_id.set(request_id)
+
+
+def reset_request_id(token: Token[str | None]) -> None:
+    _request_id.reset(token)
 
 
 class RequestIdFilter(logging.Filter):
@@ -61,30 +67,3 @@ def install_request_id_filter(handlers: list[logging.Handler]) -> None:
     for handler in handlers:
         if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
             handler.addFilter(RequestIdFilter())
-
-
-@asynccontextmanager
-async def _identified(context: Context) -> AsyncIterator[None]:
-    request_id = request_id_from(context.invocation_metadata())
-    token = _request_id.set(request_id)
-    # Not sent before the handler runs: response headers commit a call, and a client never
-    # retries a committed call (gRFC A6), so early headers would void the service config's
-    # retry of UNAVAILABLE (docs/clients.md). A failure carries the id in its trailers.
-    context.set_trailing_metadata(((HEADER, request_id),))
-    try:
-        yield
-        with contextlib.suppress(grpc.aio.UsageError):  # a stream sent its headers already
-            await context.send_initial_metadata(((HEADER, request_id),))
-    finally:
-        _request_id.reset(token)
-
-
-class RequestIdInterceptor(ServerInterceptor):
-    """Outermost interceptor: gives every call, docgate's or not, its request id."""
-
-    async def intercept_service(
-        self,
-        continuation: Continuation,
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler:  # None (no such method) passes through: grpc answers UNIMPLEMENTED
-        return wrap(await continuation(handler_call_details), _identified)  # type: ignore[return-value]
