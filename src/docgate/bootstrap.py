@@ -20,6 +20,8 @@ from docgate.edge.errors import ErrorMappingInterceptor
 from docgate.edge.registry import ServiceBinding, method_paths
 from docgate.edge.requests import RequestIdInterceptor
 from docgate.pagination import PageTokens
+from docgate.repositories import principal_cache
+from docgate.repositories.principal_cache import PrincipalCache
 from docgate.repositories.principals import confirm_caller
 from docgate.services.documents import DocumentService
 from docgate.services.projects import ProjectService
@@ -52,6 +54,8 @@ class App:
     services: tuple[ServiceBinding, ...]
     # The health check's own one-connection engine (docgate.db.engine.create_health_engine).
     health_engine: AsyncEngine
+    # Callers remembered at the door (docgate.repositories.principal_cache).
+    principals: PrincipalCache
 
     def check_policy_covers_services(self) -> None:
         """Deny by default is a safety net, not a way to ship a method nobody can call."""
@@ -60,6 +64,7 @@ class App:
             raise UnlistedMethodError(f"served but not in policy.RPC_ACCESS: {unlisted}")
 
     async def close(self) -> None:
+        await self.principals.close()
         await self.engine.dispose()
         await self.health_engine.dispose()
 
@@ -79,10 +84,16 @@ def build_app(settings: Settings, database_url: str) -> App:
     engine = create_engine(database_url, settings)
     sessions = create_session_factory(engine)
     install_document_policy(sessions)
+    principals = PrincipalCache(database_url, enabled=settings.principal_cache)
+    principal_cache.install(sessions)
     uow = UnitOfWork(
-        engine, sessions, PageTokens(page_token_key(settings)), confirm_caller=confirm_caller
+        engine,
+        sessions,
+        PageTokens(page_token_key(settings)),
+        confirm_caller=confirm_caller,
+        after_commit=principals.after_commit,
     )
-    auth = AuthInterceptor(TokenVerifier(settings), uow)
+    auth = AuthInterceptor(TokenVerifier(settings), uow, principals)
     return App(
         settings=settings,
         engine=engine,
@@ -90,4 +101,5 @@ def build_app(settings: Settings, database_url: str) -> App:
         interceptors=(RequestIdInterceptor(), ErrorMappingInterceptor(), auth),
         services=_services(uow, settings),
         health_engine=create_health_engine(database_url, settings),
+        principals=principals,
     )

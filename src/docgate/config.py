@@ -120,6 +120,14 @@ class Settings(BaseSettings):
         "RESOURCE_EXHAUSTED",
     )
 
+    # The door's cache of callers (docgate.repositories.principal_cache): used only while its
+    # LISTEN connection is confirmed; off = read the caller's roles on every call.
+    principal_cache: bool = Field(
+        default=True,
+        description="on|off: remember callers' roles per process, forgotten on every change "
+        "(PostgreSQL LISTEN/NOTIFY); bypassed while not listening",
+    )
+
     @property
     def embedded(self) -> bool:
         return self.database_url is None
