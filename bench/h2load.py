@@ -13,11 +13,17 @@ and no DATA. So before measuring, each call is sent once through grpc (its answe
 and a round's answers are counted as OK only up to the DATA bytes h2load received divided by
 the size of that OK answer's frame; the rest are reported as errors (``NO_DATA``).
 
+On a shared box req/s moves with everyone else's load; the server's own CPU per answered call
+moves much less. So each round also reads the target process's CPU time (user + system, found
+by its listening port) before and after, and `compare` prints the median CPU ms per call of
+both servers and their ratio (baseline / docgate: the req/s ratio two idle cores would give).
+
 Install: ``apt-get install -y nghttp2-client`` (Debian/Ubuntu), ``brew install nghttp2``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import statistics
@@ -27,6 +33,8 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from bench.loadgen import Call, call_once
 from bench.runner import Comparison, LoadShape, Stats, percentile
@@ -194,17 +202,24 @@ class H2loadRunner:
         self.shape = shape
         self.clients = clients
         self.streams = streams
+        # Per method, per target: the server's CPU ms per answered call, one value per round.
+        self.cpu_ms: dict[str, dict[str, list[float]]] = {}
 
     def _round(
         self, target: str, method: str, picked: Sequence[Call], sizes: Sequence[int], total_s: float
-    ) -> Stats:
+    ) -> tuple[Stats, float]:
         each = max(_MIN_SECONDS, round(total_s / len(picked)))
-        warmup = max(1, round(self.shape.warmup_s))
-        results = [
-            (run_h2load(target, method, call, each, warmup, self.clients, self.streams), size)
-            for call, size in zip(picked, sizes, strict=True)
-        ]
-        return summarize(results)
+        pid = server_pid(target)
+        results = []
+        for call, size in zip(picked, sizes, strict=True):
+            # Warm-up is the round's first caller-length run, unmeasured: h2load's own warm-up
+            # would serve calls that the CPU reading counts and the answer count does not.
+            before = cpu_seconds(pid)
+            result = run_h2load(target, method, call, each, 0, self.clients, self.streams)
+            results.append((result, size, cpu_seconds(pid) - before))
+        stats = summarize([(result, size) for result, size, _ in results])
+        cpu = sum(spent for _, _, spent in results)
+        return stats, (cpu / stats.calls * 1000 if stats.calls else float("nan"))
 
     def compare(
         self, targets: Mapping[str, str], method: str, calls: tuple[Call, ...]
@@ -216,11 +231,52 @@ class H2loadRunner:
             # The OK answer's size on this target (and a check that it is OK at all).
             sizes[name] = [len(grpc_frame(call_once(target, method, call))) for call in picked]
             self._round(target, method, picked, sizes[name], self.shape.initial_warmup_s)
+        cpu: dict[str, list[float]] = {name: [] for name in targets}
         for _ in range(self.shape.rounds):
             for name, target in targets.items():
-                stats = self._round(target, method, picked, sizes[name], self.shape.duration_s)
+                warm = self.shape.warmup_s
+                if warm > 0:
+                    run_h2load(target, method, picked[0], max(1, round(warm)), 0)
+                stats, per_call = self._round(
+                    target, method, picked, sizes[name], self.shape.duration_s
+                )
                 comparison.rounds[name].append(stats)
+                cpu[name].append(per_call)
+        self.cpu_ms[method] = cpu
+        print(cpu_line(method, cpu), flush=True)
         return comparison
+
+
+def server_pid(target: str) -> int | None:
+    """The process listening on ``target``'s port (None when it cannot be seen)."""
+    port = int(target.rpartition(":")[2])
+    with contextlib.suppress(psutil.Error, OSError):
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+                return conn.pid
+    return None
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of ``pid`` so far (nan when unknown)."""
+    if pid is None:
+        return float("nan")
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return float("nan")
+    return float(times.user + times.system)
+
+
+def cpu_line(method: str, cpu: Mapping[str, Sequence[float]]) -> str:
+    """One line: each target's median CPU ms per call and baseline/docgate."""
+    medians = {name: statistics.median(values) for name, values in cpu.items() if values}
+    parts = [f"{name} {value:.3f} ms" for name, value in medians.items()]
+    line = f"[h2load] {method.rsplit('/', 1)[-1]} server CPU per call: " + ", ".join(parts)
+    if len(medians) == 2:
+        first, second = medians.values()
+        line += f"  -> {first / second:.2f}x (first / second: the CPU-bound req/s ratio)"
+    return line
 
 
 def median_ratio(comparison: Comparison, service: str, baseline: str) -> float:
