@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,8 +93,12 @@ class PrincipalCache:
     def start(self) -> None:
         """Start listening (idempotent; needs a running event loop)."""
         if self.enabled and self._task is None:
+            # A context of its own: started from inside a call, it must not carry that call's
+            # request id or caller into its log lines for the rest of its life.
             self._task = asyncio.get_running_loop().create_task(
-                self.listener.run(), name="docgate-principal-listener"
+                self.listener.run(),
+                name="docgate-principal-listener",
+                context=contextvars.Context(),
             )
 
     async def close(self) -> None:
