@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from types import FrameType
 
+from bench.h2load import H2loadMissing, executable
 from bench.main import Options, run
 from bench.runner import LoadShape
 
@@ -70,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also measure docgate with metrics and JSON access logs on ('observed')",
     )
+    parser.add_argument(
+        "--h2load",
+        action="store_true",
+        help="load from h2load -c 4 -m 16 (C client, bench/h2load.py) instead of Python",
+    )
     return parser
 
 
@@ -94,6 +100,7 @@ def options(args: argparse.Namespace) -> Options:
         results_dir=args.results,
         quick=args.quick,
         observed=args.observed,
+        h2load=args.h2load,
     )
 
 
@@ -104,6 +111,12 @@ def _abort(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.h2load:
+        try:
+            executable()
+        except H2loadMissing as missing:
+            print(f"bench: {missing}", file=sys.stderr)
+            return 2
     signal.signal(signal.SIGTERM, _abort)
     signal.signal(signal.SIGALRM, _abort)
     signal.alarm(args.max_seconds or (420 if args.quick else 1500))

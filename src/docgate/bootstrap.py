@@ -23,6 +23,8 @@ from docgate.edge.handlers import ServerInterceptor
 from docgate.edge.metrics import Metrics
 from docgate.edge.registry import ServiceBinding, method_paths
 from docgate.pagination import PageTokens
+from docgate.repositories import principal_cache
+from docgate.repositories.principal_cache import PrincipalCache
 from docgate.repositories.principals import confirm_caller
 from docgate.services.documents import DocumentService
 from docgate.services.projects import ProjectService
@@ -55,6 +57,8 @@ class App:
     services: tuple[ServiceBinding, ...]
     # The health check's own one-connection engine (docgate.db.engine.create_health_engine).
     health_engine: AsyncEngine
+    # Callers remembered at the door (docgate.repositories.principal_cache).
+    principals: PrincipalCache
     # Prometheus metrics, when DOCGATE_METRICS_LISTEN is set (the server serves them).
     metrics: Metrics | None = None
 
@@ -65,6 +69,7 @@ class App:
             raise UnlistedMethodError(f"served but not in policy.RPC_ACCESS: {unlisted}")
 
     async def close(self) -> None:
+        await self.principals.close()
         await self.engine.dispose()
         await self.health_engine.dispose()
 
@@ -89,14 +94,17 @@ def build_app(settings: Settings, database_url: str, tracer_provider: object = N
     metrics = Metrics() if settings.metrics_listen else None
     if metrics is not None:
         metrics.pool_configured(settings.pool_size, settings.max_overflow)
+    principals = PrincipalCache(database_url, enabled=settings.principal_cache)
+    principal_cache.install(sessions)
     uow = UnitOfWork(
         engine,
         sessions,
         PageTokens(page_token_key(settings)),
         confirm_caller=confirm_caller,
         pool_observer=metrics,
+        after_commit=principals.after_commit,
     )
-    auth = AuthInterceptor(TokenVerifier(settings), uow)
+    auth = AuthInterceptor(TokenVerifier(settings), uow, principals)
     calls = CallInterceptor(auth, metrics, access_log=settings.access_log)
     provider = tracer_provider if tracer_provider is not None else tracing.from_environment()
     traced: tuple[ServerInterceptor, ...] = ()
@@ -111,4 +119,5 @@ def build_app(settings: Settings, database_url: str, tracer_provider: object = N
         services=_services(uow, settings),
         health_engine=create_health_engine(database_url, settings),
         metrics=metrics,
+        principals=principals,
     )

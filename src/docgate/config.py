@@ -199,6 +199,7 @@ class Settings(BaseSettings):
     @property
     def tls(self) -> bool:
         return self.tls_cert_file is not None
+
     # Observability (docs/operations.md, "Metrics, logs and traces").
     metrics_listen: str | None = Field(
         default=None,
@@ -216,6 +217,14 @@ class Settings(BaseSettings):
     @classmethod
     def _level_in_capitals(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    # The door's cache of callers (docgate.repositories.principal_cache): used only while its
+    # LISTEN connection is confirmed; off = read the caller's roles on every call.
+    principal_cache: bool = Field(
+        default=True,
+        description="on|off: remember callers' roles per process, forgotten on every change "
+        "(PostgreSQL LISTEN/NOTIFY); bypassed while not listening",
+    )
 
     @property
     def embedded(self) -> bool:

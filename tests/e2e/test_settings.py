@@ -49,6 +49,7 @@ COVERED_BY = {
     "MAX_RESPONSE_BYTES": "tests/e2e/test_response_budget.py::"
     "test_batch_get_over_the_budget_is_resource_exhausted",
     "PAGE_TOKEN_SECRET": "tests/unit/test_pagination.py::test_page_token_secret_decides_the_key",
+    "PRINCIPAL_CACHE": "tests/e2e/test_principal_cache.py::test_cache_off_reads_every_call",
     "ALEMBIC_INI": "tests/e2e/test_cli_admin.py::test_usage_errors_exit_2_without_a_traceback",
     "TLS_CERT_FILE": TLS + "test_tls_serves_grpc_and_grpcurl_and_refuses_plaintext",
     "TLS_KEY_FILE": TLS + "test_tls_serves_grpc_and_grpcurl_and_refuses_plaintext",

@@ -73,6 +73,9 @@ class _RpcScope:
 # Re-reads the caller inside a write transaction (docgate.repositories.principals, injected by
 # the composition root: this layer does not know how a caller is stored).
 ConfirmCaller = Callable[[AsyncConnection, Principal], Awaitable[None]]
+# Called with the session of every transaction that committed, before the block that opened it
+# goes on (docgate.repositories.principal_cache forgets callers a commit changed).
+AfterCommit = Callable[[AsyncSession], None]
 
 
 class PoolObserver(Protocol):
@@ -97,6 +100,7 @@ class UnitOfWork:
         tokens: PageTokens,
         confirm_caller: ConfirmCaller | None = None,
         pool_observer: PoolObserver | None = None,
+        after_commit: AfterCommit | None = None,
     ) -> None:
         self._engine = engine
         self._session_factory = session_factory
@@ -105,6 +109,7 @@ class UnitOfWork:
         pool = engine.pool
         has_state = hasattr(pool, "checkedout") and hasattr(pool, "overflow")
         self._pool_observer = pool_observer if has_state else None
+        self._after_commit = after_commit
 
     def _session(self, connection: AsyncConnection, principal: Principal | None) -> AsyncSession:
         who = principal if principal is not None else current_principal()
@@ -202,6 +207,8 @@ class UnitOfWork:
                 await session.flush()
             finally:
                 scope.in_transaction = False
+        if self._after_commit is not None:  # reached only when the COMMIT succeeded
+            self._after_commit(session)
 
     async def _confirm(self, connection: AsyncConnection, session: AsyncSession) -> None:
         """First thing in an RPC's write transaction: the caller, whose roles the edge read at

@@ -1,5 +1,7 @@
-"""Authentication at the door: bearer JWT → Principal (roles read from the database on every
-call, so a revocation or deactivation takes effect on the caller's next call) → function-level
+"""Authentication at the door: bearer JWT → Principal (roles from the database, or from the
+per-process cache that PostgreSQL invalidates on every change and that is bypassed whenever it
+cannot be sure: docgate.repositories.principal_cache; either way a revocation or deactivation
+takes effect on the caller's next call) → function-level
 check from the policy table → the servicer runs with the Principal set (docgate.principal),
 inside the RPC's connection (checked out here, joined by the servicer's unit of work). Every
 kind of handler is authenticated alike, streaming ones included.
@@ -19,7 +21,7 @@ from docgate import policy
 from docgate.db.uow import UnitOfWork
 from docgate.edge.handlers import Around, Context
 from docgate.principal import Principal, acting_as
-from docgate.repositories.principals import load_principal
+from docgate.repositories.principal_cache import PrincipalCache
 from docgate.tokens import TokenRejected, TokenVerifier
 
 log = logging.getLogger(__name__)
@@ -52,9 +54,12 @@ def _log_refusal(method: str, context: Context, cause: str) -> None:
 
 
 class AuthInterceptor:
-    def __init__(self, verifier: TokenVerifier, uow: UnitOfWork) -> None:
+    def __init__(
+        self, verifier: TokenVerifier, uow: UnitOfWork, principals: PrincipalCache
+    ) -> None:
         self._verifier = verifier
         self._uow = uow
+        self._principals = principals
 
     @asynccontextmanager
     async def _as_caller(self, method: str, context: Context) -> AsyncIterator[None]:
@@ -64,7 +69,7 @@ class AuthInterceptor:
             _log_refusal(method, context, rejected.cause)
             raise
         async with self._uow.rpc() as connection:
-            principal: Principal | None = await load_principal(connection, user_id)
+            principal: Principal | None = await self._principals.load(connection, user_id)
             if principal is None:  # unknown or deactivated user: same answer as a bad token
                 cause = f"user {user_id} unknown or inactive"
                 _log_refusal(method, context, cause)

@@ -185,7 +185,7 @@ class CallInterceptor(ServerInterceptor):
                         state.principal = current_principal()
                         result = behavior(request, context)
                         if inspect.isasyncgen(result):
-                            headers = ((HEADER, state.request_id),)
+                            headers: tuple[tuple[str, str], ...] = ((HEADER, state.request_id),)
                             async for response in result:
                                 if headers:
                                     with contextlib.suppress(grpc.aio.UsageError):

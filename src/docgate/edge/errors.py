@@ -56,11 +56,7 @@ def status_for(error: DocgateError) -> grpc.Status:
 
 async def abort(context: Context, status: grpc.Status) -> NoReturn:
     """context.abort_with_status, spelled with the part the type stubs know."""
-    trailers = tuple(status.trailing_metadata)
-    request_id = current_request_id()
-    if request_id is not None:  # the abort's trailers replace those set before (the id's)
-        trailers += ((HEADER, request_id),)
-    await context.abort(status.code, status.details, trailers)
+    await context.abort(status.code, status.details, status.trailing_metadata)
     raise AssertionError("abort returned")  # pragma: no cover
 
 

@@ -13,7 +13,6 @@ the access log all log with it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import re
