@@ -12,10 +12,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from docgate import policy
 from docgate.config import Settings
-from docgate.db.engine import create_engine, create_health_engine, create_session_factory
+from docgate.db.engine import (
+    create_engine,
+    create_health_engine,
+    create_replica,
+    create_session_factory,
+)
 from docgate.db.filtering import install_document_policy
+from docgate.db.replicas import ReadReplicas
 from docgate.db.uow import UnitOfWork
 from docgate.edge.auth import AuthInterceptor
+from docgate.edge.consistency import ConsistencyInterceptor
 from docgate.edge.errors import ErrorMappingInterceptor
 from docgate.edge.registry import ServiceBinding, method_paths
 from docgate.edge.requests import RequestIdInterceptor
@@ -48,10 +55,14 @@ class App:
     engine: AsyncEngine
     uow: UnitOfWork
     # Outermost first: the request id is set before errors are mapped and callers checked.
-    interceptors: tuple[RequestIdInterceptor, ErrorMappingInterceptor, AuthInterceptor]
+    interceptors: tuple[
+        RequestIdInterceptor, ErrorMappingInterceptor, AuthInterceptor, ConsistencyInterceptor
+    ]
     services: tuple[ServiceBinding, ...]
     # The health check's own one-connection engine (docgate.db.engine.create_health_engine).
     health_engine: AsyncEngine
+    # Read replicas (none unless DOCGATE_DATABASE_READ_URLS); the server keeps them checked.
+    replicas: ReadReplicas
 
     def check_policy_covers_services(self) -> None:
         """Deny by default is a safety net, not a way to ship a method nobody can call."""
@@ -62,6 +73,7 @@ class App:
     async def close(self) -> None:
         await self.engine.dispose()
         await self.health_engine.dispose()
+        await self.replicas.dispose()
 
 
 def _services(uow: UnitOfWork, settings: Settings) -> tuple[ServiceBinding, ...]:
@@ -79,15 +91,30 @@ def build_app(settings: Settings, database_url: str) -> App:
     engine = create_engine(database_url, settings)
     sessions = create_session_factory(engine)
     install_document_policy(sessions)
+    replicas = ReadReplicas(
+        engine,
+        [create_replica(url, settings) for url in settings.read_urls],
+        settings.replica_max_lag_seconds,
+    )
     uow = UnitOfWork(
-        engine, sessions, PageTokens(page_token_key(settings)), confirm_caller=confirm_caller
+        engine,
+        sessions,
+        PageTokens(page_token_key(settings)),
+        confirm_caller=confirm_caller,
+        replicas=replicas,
     )
     auth = AuthInterceptor(TokenVerifier(settings), uow)
     return App(
         settings=settings,
         engine=engine,
         uow=uow,
-        interceptors=(RequestIdInterceptor(), ErrorMappingInterceptor(), auth),
+        interceptors=(
+            RequestIdInterceptor(),
+            ErrorMappingInterceptor(),
+            auth,
+            ConsistencyInterceptor(),
+        ),
         services=_services(uow, settings),
         health_engine=create_health_engine(database_url, settings),
+        replicas=replicas,
     )

@@ -58,14 +58,16 @@ class RunningServer:
     app: App
     health: HealthServicer
     _watch: asyncio.Task[None] | None = field(default=None, repr=False)
+    _replica_watch: asyncio.Task[None] | None = field(default=None, repr=False)
 
     async def stop(self, grace: float | None) -> None:
         """Refuse new calls, let in-flight ones finish within ``grace``, then release the
         database."""
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+        for watch in (self._watch, self._replica_watch):
+            if watch is not None:
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
         await self.app.close()
@@ -120,9 +122,13 @@ async def start_server(app: App, listen: str) -> RunningServer:
         raise ListenError(f"cannot listen on {listen}: address in use or not available") from exc
     health_state = _Health(app, health_servicer, migrations.heads())
     await health_state.check()
+    await app.replicas.refresh()
     await server.start()
     running = RunningServer(server, port, app, health_servicer)
     running._watch = asyncio.create_task(_watch_database(health_state))
+    if app.replicas.configured:  # health stays the primary's: a replica down is only skipped
+        interval = app.settings.health_interval_seconds
+        running._replica_watch = asyncio.create_task(app.replicas.watch(interval))
     return running
 
 

@@ -23,6 +23,7 @@ CLI, FAULTS = "tests/e2e/test_cli.py::", "tests/e2e/test_faults.py::"
 TOKENS = "tests/unit/test_tokens.py::"
 HERE = "tests/e2e/test_settings.py::"
 # Each README setting -> the test that shows it does what the table says.
+REPLICAS = "tests/e2e/test_replicas.py::"
 COVERED_BY = {
     "DATABASE_URL": CLI + "test_serve_answers_then_stops_cleanly_on_sigterm",
     "DATA_DIR": "tests/e2e/test_devmode.py::test_first_start_seeds_and_data_survives_restart",
@@ -49,6 +50,8 @@ COVERED_BY = {
     "test_batch_get_over_the_budget_is_resource_exhausted",
     "PAGE_TOKEN_SECRET": "tests/unit/test_pagination.py::test_page_token_secret_decides_the_key",
     "ALEMBIC_INI": "tests/e2e/test_cli_admin.py::test_usage_errors_exit_2_without_a_traceback",
+    "DATABASE_READ_URLS": REPLICAS + "test_reads_land_on_the_replica_and_callers_on_the_primary",
+    "REPLICA_MAX_LAG_SECONDS": REPLICAS + "test_a_replica_too_far_behind_is_skipped",
 }  # fmt: skip
 
 
