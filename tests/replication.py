@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import pwd
+import signal
 import socket
 import subprocess
 from dataclasses import dataclass
@@ -66,6 +67,20 @@ class Server:
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.pgdata), "-m", mode, "-w", "stop")
+
+    async def shut_down(self) -> None:
+        """A fast shutdown (SIGINT to the postmaster: every backend is cut mid-query), waited
+        for. No child process: forking from a process whose grpc threads are busy is not safe
+        (pg_ctl run from a worker thread then crashed in the child before exec)."""
+        pid = int((self.pgdata / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGINT)
+        for _ in range(1200):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"postmaster {pid} still running")
 
     def configure(self, **settings: str) -> None:
         with (self.pgdata / "postgresql.conf").open("a") as conf:

@@ -24,7 +24,7 @@ from docgate.db.consistency import HEADER, token_from
 from docgate.db.embedded import ensure_database
 from docgate.server import RunningServer, start_server
 from tests.conftest import settings_for
-from tests.replication import Pair, start_pair, wait_replayed
+from tests.replication import Pair, primary_position, start_pair, wait_replayed
 from tests.support import TestUser, expect_error, make_user
 
 Stub = documents_pb2_grpc.DocumentServiceStub
@@ -78,6 +78,12 @@ async def _until(condition: object, what: str) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"never: {what}")
+
+
+async def _health(running: RunningServer) -> int:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        answer = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+    return int(answer.status)
 
 
 async def _calls(url: str, pattern: str) -> int:
@@ -186,11 +192,7 @@ async def test_a_replica_too_far_behind_is_skipped(urls: Urls) -> None:
                 pb.GetDocumentRequest(id=document.id), metadata=user.metadata
             )
             assert got.title == "behind", "read from the primary, without a token"
-            health = health_pb2_grpc.HealthStub(
-                grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
-            )
-            answer = await health.Check(health_pb2.HealthCheckRequest())
-            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+            assert await _health(running) == health_pb2.HealthCheckResponse.SERVING
         finally:
             await _replay(urls, paused=False)
         await _until(lambda: replica.problem is None, "replica back in use")
@@ -212,3 +214,55 @@ async def test_a_malformed_token_is_invalid_argument(urls: Urls) -> None:
             grpc.StatusCode.INVALID_ARGUMENT,
             "MALFORMED_CONSISTENCY_TOKEN",
         )
+
+
+async def _blocked_on_replica(replica_url: str) -> None:
+    """Until one of docgate's replica connections waits on a lock."""
+    conn = await asyncpg.connect(replica_url)
+    try:
+        for _ in range(600):
+            waiting = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE application_name = 'docgate-replica' AND wait_event_type = 'Lock'"
+            )
+            if waiting:
+                return
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+    raise AssertionError("no read is waiting on the replica")
+
+
+async def test_stopping_the_replica_costs_no_failed_call(pair: Pair, urls: Urls) -> None:
+    async with serving(urls, replica_max_lag_seconds=60) as (app, running, stub):
+        user = await make_user(app)
+        document, position = await _create(stub, user, "always there")
+        await wait_replayed(urls.replica, position)
+        replica = app.replicas.replicas[0]
+        await _until(lambda: replica.problem is None, "replica in use")
+        request = pb.GetDocumentRequest(id=document.id)
+        # An ACCESS EXCLUSIVE lock taken on the primary is replayed on the standby, so a read
+        # there waits: it is surely in flight when the standby goes.
+        lock = await asyncpg.connect(urls.primary)
+        try:
+            held = lock.transaction()
+            await held.start()
+            await lock.execute("LOCK TABLE documents IN ACCESS EXCLUSIVE MODE")
+            await wait_replayed(urls.replica, await primary_position(urls.primary))
+            in_flight = asyncio.ensure_future(stub.GetDocument(request, metadata=user.metadata))
+            await _blocked_on_replica(urls.replica)
+            await pair.replica.shut_down()  # fast: the waiting backend is cut
+            await held.rollback()  # the read, run again on the primary, may now go on
+            got = await in_flight
+        finally:
+            await lock.close()
+        assert got.title == "always there"
+        for _ in range(20):  # the replica down: every read goes to the primary
+            got = await stub.GetDocument(request, metadata=user.metadata)
+            assert got.title == "always there"
+        assert replica.problem is not None, "the stopped replica is skipped"
+        assert await _health(running) == health_pb2.HealthCheckResponse.SERVING
+        pair.replica.start()
+        await _until(lambda: replica.problem is None, "the restarted replica back in use")
+        got = await stub.GetDocument(request, metadata=user.metadata)
+        assert got.title == "always there"

@@ -26,7 +26,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Final
 
-from docgate.errors import InvalidArgument
+from docgate.errors import InvalidArgument, Unavailable
 
 HEADER: Final = "x-docgate-consistency"
 _TOKEN = re.compile(r"1\.([0-9a-f]{16})")
@@ -68,13 +68,24 @@ def token_from(metadata: object) -> int | None:
     return int(match.group(1), 16)
 
 
+class ReplicaFailed(Unavailable):
+    """A read on a replica failed for the replica's sake, before the call wrote anything: the
+    edge runs the call once more, on the primary (``CallConsistency.primary_only``). Unhandled,
+    it answers UNAVAILABLE like any outage."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="DATABASE_UNAVAILABLE")
+
+
 @dataclass
 class CallConsistency:
     """One RPC's consistency: what its read needs (``read_after``: an LSN the serving
-    database must have replayed) and what its write reached (``committed``)."""
+    database must have replayed), what its write reached (``committed``), and whether its reads
+    must stay on the primary (a retry after ReplicaFailed)."""
 
     read_after: int | None = None
     committed: int | None = None
+    primary_only: bool = False
 
 
 # Set by the edge for the call's task (docgate.edge.consistency); the unit of work reads

@@ -32,6 +32,7 @@ domain error, never a driver exception.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -43,10 +44,10 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from docgate.db.consistency import current_call, lsn_from_pg
+from docgate.db.consistency import ReplicaFailed, current_call, lsn_from_pg
 from docgate.db.errors import database_errors
 from docgate.db.replicas import ReadReplicas
-from docgate.errors import Unauthenticated
+from docgate.errors import Aborted, Unauthenticated, Unavailable
 from docgate.pagination import PageTokens
 from docgate.principal import Principal, current_principal
 
@@ -162,18 +163,40 @@ class UnitOfWork:
                     finally:
                         await session.close()
                 return
-            if scope.session is None:
-                scope.session = self._session(await self._reading(scope), principal)
-            yield scope.session
+        try:
+            with database_errors():
+                if scope.session is None:
+                    scope.session = self._session(await self._reading(scope), principal)
+                yield scope.session
+        except (Unavailable, Aborted) as error:
+            if scope.replica is None or scope.session is None or scope.in_transaction:
+                raise
+            await self._drop_replica(scope, dead=isinstance(error, Unavailable))
+            raise ReplicaFailed(str(error)) from error
+
+    async def _drop_replica(self, scope: _RpcScope, *, dead: bool) -> None:
+        """A read on a replica failed for the replica's sake (it went away, or cancelled the
+        query for a conflict with recovery): forget it for this call, so the edge can run the
+        read again on the primary (docgate.edge.consistency)."""
+        session, replica = scope.session, scope.replica
+        scope.session = scope.replica = None
+        if session is None or replica is None:
+            return
+        with contextlib.suppress(Exception):
+            await session.close()
+        with contextlib.suppress(Exception):
+            await (replica.invalidate() if dead else replica.close())
 
     async def _reading(self, scope: _RpcScope) -> AsyncConnection:
         """Where an RPC's reads run: a read replica when one is usable (and has replayed the
         call's consistency token), its primary connection then back to the pool at once;
         else the primary. A read after a write in the same call finds the session already
         bound to the primary and never gets here."""
-        if self._replicas is not None and self._replicas.configured:
-            call = current_call()
-            replica = await self._replicas.connect(call.read_after if call else None)
+        call = current_call()
+        if self._replicas is not None and self._replicas.configured and call is not None:
+            if call.primary_only:
+                return await self._primary(scope)
+            replica = await self._replicas.connect(call.read_after)
             if replica is not None:
                 scope.replica = replica
                 if scope.connection is not None:

@@ -6,26 +6,57 @@ replayed it or the primary (docgate.db.replicas); the position a write's commit 
 recorded by the unit of work, goes back in the call's trailing metadata — trailing, because
 the initial metadata (the request id) is sent before the servicer runs. Innermost interceptor:
 the caller is authenticated before a token is looked at.
+
+A read whose replica failed under it (stopped, or a query cancelled for a conflict with
+recovery: docgate.db.consistency.ReplicaFailed) runs once more, on the primary: the call had
+written nothing, so running it again is safe, and the caller never sees the replica's fault.
+docgate's RPCs are all unary; a streaming one would get the token but not the retry.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import grpc
 
 from docgate import policy
-from docgate.db.consistency import HEADER, call_consistency, encode_token, token_from
+from docgate.db.consistency import (
+    HEADER,
+    CallConsistency,
+    ReplicaFailed,
+    call_consistency,
+    encode_token,
+    token_from,
+)
 from docgate.edge.handlers import Context, Continuation, Handler, ServerInterceptor, wrap
+
+
+def _answer_token(context: Context, call: CallConsistency) -> None:
+    if call.committed is not None:
+        context.set_trailing_metadata(((HEADER, encode_token(call.committed)),))
 
 
 @asynccontextmanager
 async def consistent(context: Context) -> AsyncIterator[None]:
     with call_consistency(token_from(context.invocation_metadata())) as call:
         yield
-        if call.committed is not None:
-            context.set_trailing_metadata(((HEADER, encode_token(call.committed)),))
+        _answer_token(context, call)
+
+
+def _unary_with_retry(behavior: Any) -> Any:
+    async def call(request: Any, context: Context) -> Any:
+        with call_consistency(token_from(context.invocation_metadata())) as state:
+            try:
+                response = await behavior(request, context)
+            except ReplicaFailed:
+                state.primary_only = True
+                response = await behavior(request, context)
+            _answer_token(context, state)
+            return response
+
+    return call
 
 
 class ConsistencyInterceptor(ServerInterceptor):
@@ -35,6 +66,12 @@ class ConsistencyInterceptor(ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler:  # None (no such method) passes through: grpc answers UNIMPLEMENTED
         handler = await continuation(handler_call_details)
-        if policy.is_public_method(handler_call_details.method):
+        if handler is None or policy.is_public_method(handler_call_details.method):
             return handler  # type: ignore[return-value]
-        return wrap(handler, consistent)  # type: ignore[return-value]
+        if handler.unary_unary is None:
+            return wrap(handler, consistent)  # type: ignore[return-value]
+        return grpc.unary_unary_rpc_method_handler(
+            _unary_with_retry(handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
