@@ -266,3 +266,78 @@ async def test_stopping_the_replica_costs_no_failed_call(pair: Pair, urls: Urls)
         await _until(lambda: replica.problem is None, "the restarted replica back in use")
         got = await stub.GetDocument(request, metadata=user.metadata)
         assert got.title == "always there"
+
+
+async def _replica_statements(url: str) -> int:
+    """Statements the replica ran for docgate's reads (not the checks' or the pings')."""
+    conn = await asyncpg.connect(url)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
+                "WHERE query !~* 'pg_is_in_recovery|pg_last_wal_replay_lsn|pg_stat_statements'"
+                " AND query ~* 'select'"
+            )
+        )
+    finally:
+        await conn.close()
+
+
+async def test_every_read_rpc_answers_from_the_replica(urls: Urls) -> None:
+    """No read RPC writes (a standby would refuse it): each answers, and each runs on it."""
+    from docgate.v1 import projects_pb2 as ppb
+    from docgate.v1 import projects_pb2_grpc, roles_pb2_grpc, users_pb2_grpc
+    from docgate.v1 import roles_pb2 as rpb
+    from docgate.v1 import users_pb2 as upb
+
+    async with serving(urls, replica_max_lag_seconds=60) as (app, running, stub):
+        admin = await make_user(app, "admin")
+        document, position = await _create(stub, admin, "every read")
+        await wait_replayed(urls.replica, position)
+        await _until(lambda: app.replicas.replicas[0].problem is None, "replica in use")
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            projects = projects_pb2_grpc.ProjectServiceStub(channel)
+            roles = roles_pb2_grpc.RoleServiceStub(channel)
+            users = users_pb2_grpc.UserServiceStub(channel)
+            me = str(admin.id)
+            reads = [
+                lambda: stub.GetDocument(
+                    pb.GetDocumentRequest(id=document.id), metadata=admin.metadata
+                ),
+                lambda: stub.BatchGetDocuments(
+                    pb.BatchGetDocumentsRequest(ids=[document.id]), metadata=admin.metadata
+                ),
+                lambda: stub.ListDocuments(pb.ListDocumentsRequest(), metadata=admin.metadata),
+                lambda: stub.SearchDocuments(
+                    pb.SearchDocumentsRequest(query="every"), metadata=admin.metadata
+                ),
+                lambda: projects.ListProjects(ppb.ListProjectsRequest(), metadata=admin.metadata),
+                lambda: projects.ListTemplates(ppb.ListTemplatesRequest(), metadata=admin.metadata),
+                lambda: roles.GetRole(rpb.GetRoleRequest(name="admin"), metadata=admin.metadata),
+                lambda: roles.ListRoles(rpb.ListRolesRequest(), metadata=admin.metadata),
+                lambda: roles.ListUserRoles(
+                    rpb.ListUserRolesRequest(user_id=me), metadata=admin.metadata
+                ),
+                lambda: roles.ListRoleMembers(
+                    rpb.ListRoleMembersRequest(role="admin"), metadata=admin.metadata
+                ),
+                lambda: roles.CheckRole(
+                    rpb.CheckRoleRequest(user_id=me, role="admin"), metadata=admin.metadata
+                ),
+                lambda: roles.ListConfigurations(
+                    rpb.ListConfigurationsRequest(), metadata=admin.metadata
+                ),
+                lambda: roles.ListRoleConfigurations(
+                    rpb.ListRoleConfigurationsRequest(role="admin"), metadata=admin.metadata
+                ),
+                lambda: roles.ListMyConfigurations(
+                    rpb.ListMyConfigurationsRequest(), metadata=admin.metadata
+                ),
+                lambda: users.GetCurrentUser(upb.GetCurrentUserRequest(), metadata=admin.metadata),
+                lambda: users.GetUser(upb.GetUserRequest(id=me), metadata=admin.metadata),
+                lambda: users.ListUsers(upb.ListUsersRequest(), metadata=admin.metadata),
+            ]
+            for read in reads:
+                before = await _replica_statements(urls.replica)
+                await read()
+                assert await _replica_statements(urls.replica) > before, read
