@@ -19,6 +19,7 @@ good check: reads fall back to the primary, no call fails for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -42,6 +43,12 @@ class Replica:
     engine: AsyncEngine
     problem: str | None = "not checked yet"  # None: usable
     replayed: int = 0  # the replay position last seen (it only grows)
+
+    def lost(self, problem: str) -> None:
+        """Not reachable: what it had replayed is forgotten too (a standby rebuilt from an older
+        backup starts behind what this one reached)."""
+        self.replayed = 0
+        self.mark(problem)
 
     def mark(self, problem: str | None) -> None:
         if problem != self.problem:
@@ -93,17 +100,22 @@ class ReadReplicas:
         try:
             conn = await replica.engine.connect()
         except Exception as exc:  # refused, reset, timed out: skip it until it checks good
-            replica.mark(f"connection failed: {type(exc).__name__}")
+            replica.lost(f"connection failed: {type(exc).__name__}")
             return None
         if read_after is None or replica.replayed >= read_after:
             return conn
         try:
-            replayed = await _scalar_row(conn, "SELECT pg_last_wal_replay_lsn()::text")
+            (replayed,) = await _scalar_row(conn, "SELECT pg_last_wal_replay_lsn()::text")
         except Exception as exc:
-            await conn.close()
-            replica.mark(f"query failed: {type(exc).__name__}")
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+            replica.lost(f"query failed: {type(exc).__name__}")
             return None
-        replica.replayed = max(replica.replayed, lsn_from_pg(str(replayed[0])))
+        if replayed is None:  # promoted meanwhile: no longer anyone's standby
+            await conn.close()
+            replica.lost("not a standby (pg_is_in_recovery() is false)")
+            return None
+        replica.replayed = max(replica.replayed, lsn_from_pg(str(replayed)))
         if replica.replayed >= read_after:
             return conn
         await conn.close()
@@ -113,7 +125,10 @@ class ReadReplicas:
         """Check every ``interval`` seconds, until cancelled."""
         while True:
             await asyncio.sleep(interval)
-            await self.refresh()
+            try:
+                await self.refresh()
+            except Exception:  # a bug here must not stop the checks for good
+                log.exception("read replicas: check failed")
 
     async def refresh(self) -> None:
         """One round of checks: sample the primary, then ask every replica."""
@@ -135,14 +150,14 @@ class ReadReplicas:
             async with asyncio.timeout(_CHECK_TIMEOUT_SECONDS), replica.engine.connect() as conn:
                 in_recovery, replayed = await _scalar_row(conn, _REPLAYED)
         except Exception as exc:
-            replica.mark(f"not answering: {type(exc).__name__}")
+            replica.lost(f"not answering: {type(exc).__name__}")
             return
         if not in_recovery or replayed is None:
             replica.mark("not a standby (pg_is_in_recovery() is false)")
             return
         replica.replayed = max(replica.replayed, lsn_from_pg(str(replayed)))
         if not any(lsn <= replica.replayed for _, lsn in self._flushed):
-            replica.mark(f"more than {self._max_lag:g}s behind the primary")
+            replica.mark(f"behind every primary position of the last {self._max_lag:g}s")
             return
         replica.mark(None)
 
