@@ -82,6 +82,7 @@ class _RpcScope:
     session: AsyncSession | None = None
     in_transaction: bool = False
     replica: AsyncConnection | None = None  # the read replica this call's read runs on
+    wrote: bool = False  # a transaction began: nothing of this call may run twice
 
 
 # Re-reads the caller inside a write transaction (docgate.repositories.principals, injected by
@@ -169,7 +170,7 @@ class UnitOfWork:
                     scope.session = self._session(await self._reading(scope), principal)
                 yield scope.session
         except (Unavailable, Aborted) as error:
-            if scope.replica is None or scope.session is None or scope.in_transaction:
+            if scope.replica is None or scope.session is None or scope.wrote:
                 raise
             await self._drop_replica(scope, dead=isinstance(error, Unavailable))
             raise ReplicaFailed(str(error)) from error
@@ -238,6 +239,10 @@ class UnitOfWork:
         if scope.session is not None:  # bound to the autocommit phase: start afresh
             await scope.session.close()
             scope.session = None
+        if scope.replica is not None:  # a read before the write: done with the replica
+            await scope.replica.close()
+            scope.replica = None
+        scope.wrote = True
         connection = await self._primary(scope)
         if connection.in_transaction():  # autobegun by autocommit reads: nothing at the server
             await connection.commit()
