@@ -13,12 +13,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from docgate import policy
 from docgate.config import Settings
 from docgate.db import tracing as db_tracing
-from docgate.db.engine import create_engine, create_health_engine, create_session_factory
+from docgate.db.engine import (
+    create_engine,
+    create_health_engine,
+    create_replica,
+    create_session_factory,
+)
 from docgate.db.filtering import install_document_policy
+from docgate.db.replicas import ReadReplicas
 from docgate.db.uow import UnitOfWork
 from docgate.edge import tracing
 from docgate.edge.auth import AuthInterceptor
 from docgate.edge.calls import CallInterceptor
+from docgate.edge.consistency import ConsistencyInterceptor
 from docgate.edge.handlers import ServerInterceptor
 from docgate.edge.metrics import Metrics
 from docgate.edge.registry import ServiceBinding, method_paths
@@ -57,6 +64,8 @@ class App:
     services: tuple[ServiceBinding, ...]
     # The health check's own one-connection engine (docgate.db.engine.create_health_engine).
     health_engine: AsyncEngine
+    # Read replicas (none unless DOCGATE_DATABASE_READ_URLS); the server keeps them checked.
+    replicas: ReadReplicas
     # Callers remembered at the door (docgate.repositories.principal_cache).
     principals: PrincipalCache
     # Prometheus metrics, when DOCGATE_METRICS_LISTEN is set (the server serves them).
@@ -72,6 +81,7 @@ class App:
         await self.principals.close()
         await self.engine.dispose()
         await self.health_engine.dispose()
+        await self.replicas.dispose()
 
 
 def _services(uow: UnitOfWork, settings: Settings) -> tuple[ServiceBinding, ...]:
@@ -96,6 +106,11 @@ def build_app(settings: Settings, database_url: str, tracer_provider: object = N
         metrics.pool_configured(settings.pool_size, settings.max_overflow)
     principals = PrincipalCache(database_url, enabled=settings.principal_cache)
     principal_cache.install(sessions)
+    replicas = ReadReplicas(
+        engine,
+        [create_replica(url, settings) for url in settings.read_urls],
+        settings.replica_max_lag_seconds,
+    )
     uow = UnitOfWork(
         engine,
         sessions,
@@ -103,6 +118,7 @@ def build_app(settings: Settings, database_url: str, tracer_provider: object = N
         confirm_caller=confirm_caller,
         pool_observer=metrics,
         after_commit=principals.after_commit,
+        replicas=replicas,
     )
     auth = AuthInterceptor(TokenVerifier(settings), uow, principals)
     calls = CallInterceptor(auth, metrics, access_log=settings.access_log)
@@ -111,13 +127,17 @@ def build_app(settings: Settings, database_url: str, tracer_provider: object = N
     if provider is not None:
         db_tracing.instrument(provider)
         traced = (tracing.server_interceptor(provider),)
+    # Read-your-writes tokens only where there are replicas to read from: without them a
+    # write pays no extra round trip for a commit position nobody can use.
+    consistency = (ConsistencyInterceptor(),) if replicas.configured else ()
     return App(
         settings=settings,
         engine=engine,
         uow=uow,
-        interceptors=(*traced, calls),
+        interceptors=(*traced, calls, *consistency),
         services=_services(uow, settings),
         health_engine=create_health_engine(database_url, settings),
         metrics=metrics,
         principals=principals,
+        replicas=replicas,
     )

@@ -226,6 +226,24 @@ class Settings(BaseSettings):
         "(PostgreSQL LISTEN/NOTIFY); bypassed while not listening",
     )
 
+    # Read replicas (docgate.db.replicas): streaming standbys of database_url.
+    database_read_urls: str | None = Field(
+        default=None,
+        description="comma-separated postgresql:// URLs of streaming replicas; read-only RPCs "
+        "go to them round robin (unset: every call on database_url)",
+    )
+    replica_max_lag_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="a replica further behind the primary than this is skipped (reads go to "
+        "the primary)",
+    )
+
+    @property
+    def read_urls(self) -> list[str]:
+        urls = (self.database_read_urls or "").split(",")
+        return [url.strip() for url in urls if url.strip()]
+
     @property
     def embedded(self) -> bool:
         return self.database_url is None

@@ -66,14 +66,16 @@ class RunningServer:
     health: HealthServicer
     _watch: asyncio.Task[None] | None = field(default=None, repr=False)
     metrics: MetricsEndpoint | None = None
+    _replica_watch: asyncio.Task[None] | None = field(default=None, repr=False)
 
     async def stop(self, grace: float | None) -> None:
         """Refuse new calls, let in-flight ones finish within ``grace``, then release the
         database."""
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+        for watch in (self._watch, self._replica_watch):
+            if watch is not None:
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
         if self.metrics is not None:
@@ -133,9 +135,13 @@ async def start_server(app: App, listen: str) -> RunningServer:
     endpoint = _serve_metrics(app)
     health_state = _Health(app, health_servicer, migrations.heads())
     await health_state.check()
+    await app.replicas.refresh()
     await server.start()
     running = RunningServer(server, port, app, health_servicer, metrics=endpoint)
     running._watch = asyncio.create_task(_watch_database(health_state))
+    if app.replicas.configured:  # health stays the primary's: a replica down is only skipped
+        interval = app.settings.health_interval_seconds
+        running._replica_watch = asyncio.create_task(app.replicas.watch(interval))
     return running
 
 

@@ -24,6 +24,7 @@ TOKENS = "tests/unit/test_tokens.py::"
 HERE = "tests/e2e/test_settings.py::"
 TLS, LIMITS = "tests/e2e/test_tls.py::", "tests/e2e/test_transport_limits.py::"
 # Each README setting -> the test that shows it does what the table says.
+REPLICAS = "tests/e2e/test_replicas.py::"
 COVERED_BY = {
     "DATABASE_URL": CLI + "test_serve_answers_then_stops_cleanly_on_sigterm",
     "DATA_DIR": "tests/e2e/test_devmode.py::test_first_start_seeds_and_data_survives_restart",
@@ -73,6 +74,8 @@ COVERED_BY = {
     "test_log_format_json_is_one_object_per_line_with_the_access_record",
     "LOG_LEVEL": "tests/e2e/test_access_log.py::test_log_level_warning_keeps_info_out",
     "ACCESS_LOG": "tests/e2e/test_access_log.py::test_access_log_false_writes_none",
+    "DATABASE_READ_URLS": REPLICAS + "test_reads_land_on_the_replica_and_callers_on_the_primary",
+    "REPLICA_MAX_LAG_SECONDS": REPLICAS + "test_a_replica_too_far_behind_is_skipped",
 }  # fmt: skip
 
 

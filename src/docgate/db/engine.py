@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session
 
 from docgate.config import Settings
+from docgate.db.replicas import Replica
 
 
 def async_url(url: str) -> URL:
@@ -21,6 +22,9 @@ def async_url(url: str) -> URL:
     if parsed.drivername in ("postgres", "postgresql", "postgresql+asyncpg"):
         return parsed.set(drivername="postgresql+asyncpg")
     raise ArgumentError(f"unsupported database URL scheme {parsed.drivername!r}: use postgresql://")
+
+
+_REPLICA_CONNECT_TIMEOUT = 2.0
 
 
 def create_engine(url: str, settings: Settings) -> AsyncEngine:
@@ -57,6 +61,27 @@ def create_health_engine(url: str, settings: Settings) -> AsyncEngine:
         hide_parameters=True,
         connect_args={"server_settings": {"application_name": "docgate-health"}},
     )
+
+
+def create_replica(url: str, settings: Settings) -> Replica:
+    """A read replica's engine: the main pool's settings, but always pre-pinged (a standby that
+    restarted or was stopped must cost a reconnect or a fall back to the primary, not a
+    failed read) and a short connect timeout (a standby that is down must not hold a read)."""
+    server_settings = {"application_name": "docgate-replica"}
+    if settings.statement_timeout_ms:
+        server_settings["statement_timeout"] = str(settings.statement_timeout_ms)
+    engine = create_async_engine(
+        async_url(url),
+        pool_size=settings.pool_size,
+        max_overflow=settings.max_overflow,
+        pool_recycle=settings.pool_recycle,
+        pool_pre_ping=True,
+        pool_timeout=settings.pool_timeout,
+        isolation_level="AUTOCOMMIT",
+        hide_parameters=True,
+        connect_args={"server_settings": server_settings, "timeout": _REPLICA_CONNECT_TIMEOUT},
+    )
+    return Replica(make_url(url).render_as_string(hide_password=True), engine)
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -19,12 +19,21 @@ A write transaction starts by confirming its caller (`confirm_caller`): the role
 door must still hold, and are locked FOR SHARE until commit, so a revocation that committed
 first always wins and one that comes later waits for the write.
 
+With read replicas configured (docgate.db.replicas), an RPC's `read()` runs on a replica when
+one is usable, and the primary connection the edge authenticated on goes back to the pool at
+once; `transaction()`, and any read after it in the same call, run on the primary. After an
+RPC's commit the unit of work records the commit's WAL position for the call's consistency
+token (docgate.db.consistency), which a later read sends back to be served by a replica only
+once it shows the write.
+
 Every block runs under `docgate.db.errors.database_errors`: what leaves the unit of work is a
 domain error, never a driver exception.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -32,14 +41,19 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Final, Protocol
 
+import asyncpg
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
+from docgate.db.consistency import ReplicaFailed, current_call, lsn_from_pg
 from docgate.db.errors import database_errors
-from docgate.errors import Unauthenticated
+from docgate.db.replicas import ReadReplicas
+from docgate.errors import Aborted, Unauthenticated, Unavailable
 from docgate.pagination import PageTokens
 from docgate.principal import Principal, current_principal
+
+log = logging.getLogger(__name__)
 
 TRANSACTION_ISOLATION: Final = "READ COMMITTED"
 PRINCIPAL: Final = "docgate.principal"  # the session.info keys
@@ -65,9 +79,12 @@ def page_tokens(session: AsyncSession | Session) -> PageTokens:
 
 @dataclass
 class _RpcScope:
-    connection: AsyncConnection
+    # On the primary; None once handed back to the pool because a replica serves the read.
+    connection: AsyncConnection | None
     session: AsyncSession | None = None
     in_transaction: bool = False
+    replica: AsyncConnection | None = None  # the read replica this call's read runs on
+    wrote: bool = False  # a transaction began: nothing of this call may run twice
 
 
 # Re-reads the caller inside a write transaction (docgate.repositories.principals, injected by
@@ -92,6 +109,23 @@ class PoolObserver(Protocol):
 _scope: ContextVar[_RpcScope | None] = ContextVar("docgate_rpc_scope", default=None)
 
 
+async def _record_commit(connection: AsyncConnection) -> None:
+    """After an RPC's COMMIT: the WAL position a replica must replay to show it, for the
+    call's consistency token (docgate.db.consistency says why this position). Read on the
+    driver, outside any transaction. A failure here must not fail a write that committed: the
+    call then answers without a token (its next reads may lag, as token-less reads may)."""
+    call = current_call()
+    if call is None:
+        return
+    try:
+        raw = await connection.get_raw_connection()
+        driver: asyncpg.Connection = raw.driver_connection
+        position = await driver.fetchval("SELECT pg_current_wal_insert_lsn()::text")
+        call.committed = lsn_from_pg(str(position))
+    except Exception:
+        log.warning("commit position not read; the call answers without a consistency token")
+
+
 class UnitOfWork:
     def __init__(
         self,
@@ -101,8 +135,10 @@ class UnitOfWork:
         confirm_caller: ConfirmCaller | None = None,
         pool_observer: PoolObserver | None = None,
         after_commit: AfterCommit | None = None,
+        replicas: ReadReplicas | None = None,
     ) -> None:
         self._engine = engine
+        self._replicas = replicas
         self._session_factory = session_factory
         self._tokens = tokens
         self._confirm_caller = confirm_caller
@@ -136,6 +172,10 @@ class UnitOfWork:
                         _scope.reset(token)
                         if scope.session is not None:
                             await scope.session.close()
+                        if scope.replica is not None:
+                            await scope.replica.close()
+                        if scope.connection is not None and scope.connection is not connection:
+                            await scope.connection.close()  # reopened for a write after a read
             except PoolTimeout:
                 if observer is not None and not acquired:
                     observer.pool_timed_out(time.perf_counter() - start)
@@ -162,9 +202,52 @@ class UnitOfWork:
                     finally:
                         await session.close()
                 return
-            if scope.session is None:
-                scope.session = self._session(scope.connection, principal)
-            yield scope.session
+        try:
+            with database_errors():
+                if scope.session is None:
+                    scope.session = self._session(await self._reading(scope), principal)
+                yield scope.session
+        except (Unavailable, Aborted) as error:
+            if scope.replica is None or scope.session is None or scope.wrote:
+                raise
+            await self._drop_replica(scope, dead=isinstance(error, Unavailable))
+            raise ReplicaFailed(str(error)) from error
+
+    async def _drop_replica(self, scope: _RpcScope, *, dead: bool) -> None:
+        """A read on a replica failed for the replica's sake (it went away, or cancelled the
+        query for a conflict with recovery): forget it for this call, so the edge can run the
+        read again on the primary (docgate.edge.consistency)."""
+        session, replica = scope.session, scope.replica
+        scope.session = scope.replica = None
+        if session is None or replica is None:
+            return
+        with contextlib.suppress(Exception):
+            await session.close()
+        with contextlib.suppress(Exception):
+            await (replica.invalidate() if dead else replica.close())
+
+    async def _reading(self, scope: _RpcScope) -> AsyncConnection:
+        """Where an RPC's reads run: a read replica when one is usable (and has replayed the
+        call's consistency token), its primary connection then back to the pool at once;
+        else the primary. A read after a write in the same call finds the session already
+        bound to the primary and never gets here."""
+        call = current_call()
+        if self._replicas is not None and self._replicas.configured and call is not None:
+            if call.primary_only:
+                return await self._primary(scope)
+            replica = await self._replicas.connect(call.read_after)
+            if replica is not None:
+                scope.replica = replica
+                if scope.connection is not None:
+                    await scope.connection.close()
+                    scope.connection = None
+                return replica
+        return await self._primary(scope)
+
+    async def _primary(self, scope: _RpcScope) -> AsyncConnection:
+        if scope.connection is None:
+            scope.connection = await self._engine.connect()
+        return scope.connection
 
     @asynccontextmanager
     async def transaction(self, principal: Principal | None = None) -> AsyncIterator[AsyncSession]:
@@ -191,10 +274,14 @@ class UnitOfWork:
     async def _transaction_on(
         self, scope: _RpcScope, principal: Principal | None
     ) -> AsyncIterator[AsyncSession]:
-        connection = scope.connection
         if scope.session is not None:  # bound to the autocommit phase: start afresh
             await scope.session.close()
             scope.session = None
+        if scope.replica is not None:  # a read before the write: done with the replica
+            await scope.replica.close()
+            scope.replica = None
+        scope.wrote = True
+        connection = await self._primary(scope)
         if connection.in_transaction():  # autobegun by autocommit reads: nothing at the server
             await connection.commit()
         await connection.execution_options(isolation_level=TRANSACTION_ISOLATION)
@@ -209,6 +296,7 @@ class UnitOfWork:
                 scope.in_transaction = False
         if self._after_commit is not None:  # reached only when the COMMIT succeeded
             self._after_commit(session)
+        await _record_commit(connection)
 
     async def _confirm(self, connection: AsyncConnection, session: AsyncSession) -> None:
         """First thing in an RPC's write transaction: the caller, whose roles the edge read at
