@@ -118,7 +118,12 @@ async def _replay(urls: Urls, paused: bool) -> None:
 
 
 async def test_reads_land_on_the_replica_and_callers_on_the_primary(urls: Urls) -> None:
-    settings = {"database_read_urls": urls.replica, "replica_max_lag_seconds": 60}
+    # The principal cache off: every call then loads its caller, and the count shows where.
+    settings = {
+        "database_read_urls": urls.replica,
+        "replica_max_lag_seconds": 60,
+        "principal_cache": False,
+    }
     async with serving(urls, **settings) as (app, _, stub):
         user = await make_user(app)
         document, position = await _create(stub, user, "on the replica")
