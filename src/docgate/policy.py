@@ -397,10 +397,17 @@ DOCUMENT_POLICY = RowPolicy(
             ),
             Rule(
                 "PAID_TIER",
-                "The document does not require paid access, or the user holds paid_user.",
-                "The document requires paid access and the user does not hold paid_user.",
+                "The document does not require paid access, or the user's tier (paid_user,"
+                " or admin above it) gives it.",
+                "The document requires paid access, which the user's roles (neither paid_user"
+                " nor admin) do not give.",
                 row=lambda cls, caller: cls.requires_paid_access == false(),
-                fixed={Audience.PAID: True},
+                # Admins' tier includes paid access (their predicate needs no PAID_TIER at all).
+                fixed={
+                    Audience.PAID: True,
+                    Audience.ADMIN: True,
+                    Audience.ADMIN_WITH_DELETED: True,
+                },
             ),
         ),
     ),
