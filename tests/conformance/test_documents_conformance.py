@@ -225,9 +225,11 @@ async def _succeeds(call: Any) -> bool:
     try:
         await call
     except grpc.aio.AioRpcError as error:
-        assert error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED)
-        return False
-    return True
+        code = error.code()
+    else:
+        return True
+    assert code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED), code
+    return False
 
 
 async def _check_explain(stub: Stub, access: Any, explainer: TestUser, caller: Caller,
