@@ -8,7 +8,9 @@ Two kinds of rule live here:
   how a project's state may change (`TRANSITIONS`).
 
 The ORM listener in docgate.db.filtering applies `document_visibility` to every ORM query; any
-Core statement on documents takes its WHERE clause from the same function.
+Core statement on documents takes its WHERE clause from the same function. Both are built from
+one list of named rules (`DOCUMENT_POLICY`, `PROJECT_POLICY`), which AccessService evaluates
+rule by rule to explain a decision (`RowPolicy`, `explain_document`, `explain_project`).
 """
 
 from __future__ import annotations
