@@ -237,7 +237,7 @@ class RowPolicy:
 
     def predicate(self, who: Any, cls: Any, caller: Any) -> ColumnElement[bool]:
         """The WHERE clause for audience ``who``. Rules the audience decides are constants,
-        which SQLAlchemy folds away, so each audience gets the short clause it needs."""
+        folded away here (`_all`, `_any`), so each audience gets the short clause it needs."""
         gates = [gate.clause(who, cls, caller) for gate in self.gates]
         paths = [_all([rule.clause(who, cls, caller) for rule in path]) for path in self.paths]
         return _all([*gates, _any(paths)])
