@@ -239,7 +239,16 @@ class RowPolicy:
         """The WHERE clause for audience ``who``. Rules the audience decides are constants,
         folded away here (`_all`, `_any`), so each audience gets the short clause it needs."""
         gates = [gate.clause(who, cls, caller) for gate in self.gates]
-        paths = [_all([rule.clause(who, cls, caller) for rule in path]) for path in self.paths]
+        paths: list[ColumnElement[bool]] = []
+        for path in self.paths:
+            clauses: list[ColumnElement[bool]] = []
+            for rule in path:  # no clause is built past one the audience rules out
+                clauses.append(rule.clause(who, cls, caller))
+                if isinstance(clauses[-1], False_):
+                    break
+            paths.append(_all(clauses))
+            if isinstance(paths[-1], True_):  # the audience alone opens this path
+                break
         return _all([*gates, _any(paths)])
 
     def decide(self, held: Mapping[str, bool]) -> bool:
