@@ -33,12 +33,15 @@ from docgate.pagination import PageTokens
 from docgate.repositories import principal_cache
 from docgate.repositories.principal_cache import PrincipalCache
 from docgate.repositories.principals import confirm_caller
+from docgate.services.access import AccessService
 from docgate.services.documents import DocumentService
 from docgate.services.projects import ProjectService
 from docgate.services.roles import RoleService
 from docgate.services.users import UserService
 from docgate.tokens import TokenVerifier, page_token_key
 from docgate.v1 import (
+    access_pb2,
+    access_pb2_grpc,
     documents_pb2,
     documents_pb2_grpc,
     projects_pb2,
@@ -92,6 +95,7 @@ def _services(uow: UnitOfWork, settings: Settings) -> tuple[ServiceBinding, ...]
         bind(RoleService(uow), roles_pb2, roles_pb2_grpc, "RoleService"),
         bind(UserService(uow), users_pb2, users_pb2_grpc, "UserService"),
         bind(ProjectService(uow, settings), projects_pb2, projects_pb2_grpc, "ProjectService"),
+        bind(AccessService(uow), access_pb2, access_pb2_grpc, "AccessService"),
     )
 
 

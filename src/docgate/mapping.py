@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from docgate.v1 import documents_pb2, projects_pb2, roles_pb2, users_pb2
+from docgate.v1 import access_pb2, documents_pb2, projects_pb2, roles_pb2, users_pb2
 
 
 def timestamp(value: datetime) -> Timestamp:
@@ -196,3 +196,62 @@ def template(row: DocumentRow, *, with_body: bool) -> projects_pb2.Template:
     _set_timestamp(message.create_time, row["create_time"])
     _set_timestamp(message.update_time, row["update_time"])
     return message
+
+
+def considered_role(name: str, tier: str) -> access_pb2.ConsideredRole:
+    """``tier``: a docgate.policy.Tier member name (FREE, PAID, ADMIN: the API's names)."""
+    return access_pb2.ConsideredRole(name=name, tier=access_pb2.ConsideredRole.Tier.Value(tier))
+
+
+def rule_evaluation(name: str, outcome: str, sentence: str) -> access_pb2.RuleEvaluation:
+    """``outcome``: a docgate.policy.Outcome member name (ALLOW, DENY, NOT_APPLICABLE)."""
+    return access_pb2.RuleEvaluation(
+        name=name, outcome=access_pb2.RuleEvaluation.Outcome.Value(outcome), explanation=sentence
+    )
+
+
+def access_explanation(
+    *,
+    resource_id: uuid.UUID,
+    user_id: uuid.UUID,
+    visible: bool,
+    can_update: bool,
+    can_delete: bool,
+    roles: Sequence[access_pb2.ConsideredRole],
+    rules: Sequence[access_pb2.RuleEvaluation],
+) -> access_pb2.AccessExplanation:
+    decision = access_pb2.AccessExplanation.Decision
+    return access_pb2.AccessExplanation(
+        resource_id=str(resource_id),
+        user_id=str(user_id),
+        decision=decision.VISIBLE if visible else decision.HIDDEN,
+        can_update=can_update,
+        can_delete=can_delete,
+        roles=roles,
+        rules=rules,
+    )
+
+
+def configuration_access(
+    *,
+    configuration_id: uuid.UUID,
+    user_id: uuid.UUID,
+    access_level: int,
+    grants: Sequence[roles_pb2.ConfigurationGrant],
+    lower_grants: Sequence[roles_pb2.ConfigurationGrant],
+    expired_grants: Sequence[roles_pb2.ConfigurationGrant],
+    evaluate_time: datetime,
+    roles: Sequence[access_pb2.ConsideredRole],
+    user_active: bool,
+) -> access_pb2.ConfigurationAccessExplanation:
+    return access_pb2.ConfigurationAccessExplanation(
+        configuration_id=str(configuration_id),
+        user_id=str(user_id),
+        access_level=access_level,
+        grants=grants,
+        lower_grants=lower_grants,
+        expired_grants=expired_grants,
+        evaluate_time=timestamp(evaluate_time),
+        roles=roles,
+        user_active=user_active,
+    )

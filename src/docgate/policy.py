@@ -8,7 +8,9 @@ Two kinds of rule live here:
   how a project's state may change (`TRANSITIONS`).
 
 The ORM listener in docgate.db.filtering applies `document_visibility` to every ORM query; any
-Core statement on documents takes its WHERE clause from the same function.
+Core statement on documents takes its WHERE clause from the same function. Both are built from
+one list of named rules (`DOCUMENT_POLICY`, `PROJECT_POLICY`), which AccessService evaluates
+rule by rule to explain a decision (`RowPolicy`, `explain_document`, `explain_project`).
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, literal_column, or_, true
+from sqlalchemy import ColumnElement, and_, false, func, literal_column, or_, true
+from sqlalchemy.sql.elements import False_, True_
 
 from docgate import validation
 from docgate.errors import FailedPrecondition, InvalidArgument, PermissionDenied
@@ -40,6 +44,7 @@ _DOC = "/docgate.v1.DocumentService/"
 _PROJECT = "/docgate.v1.ProjectService/"
 _ROLE = "/docgate.v1.RoleService/"
 _USER = "/docgate.v1.UserService/"
+_ACCESS = "/docgate.v1.AccessService/"
 
 RPC_ACCESS: Mapping[str, Access] = {
     _DOC + "CreateDocument": Access.AUTHENTICATED,
@@ -94,6 +99,11 @@ RPC_ACCESS: Mapping[str, Access] = {
     _PROJECT + "UpdateTemplate": Access.ADMIN,
     _PROJECT + "DeleteTemplate": Access.ADMIN,
     _PROJECT + "CreateDocumentFromTemplate": Access.AUTHENTICATED,
+    # Anyone about themselves (user_id empty: the caller), admins about anyone: the servicer
+    # calls `explained_user`.
+    _ACCESS + "ExplainDocumentAccess": Access.SELF_OR_ADMIN,
+    _ACCESS + "ExplainProjectAccess": Access.SELF_OR_ADMIN,
+    _ACCESS + "ExplainConfigurationAccess": Access.SELF_OR_ADMIN,
 }
 
 # Served without a token: standard infrastructure, never docgate data.
@@ -170,6 +180,157 @@ def subject_user_id(principal: Principal, raw: str, field: str, method: str) -> 
     return user_id
 
 
+# --- row rules: one list, read two ways ----------------------------------------------------
+#
+# A row policy (documents, projects) is written once, as named rules: gates that must all hold,
+# and paths of which one must hold in full. `RowPolicy.predicate` turns the list into the WHERE
+# clause of every read path (per audience, so each audience has one fixed SQL shape);
+# AccessService selects every rule's clause as a column of the same row, next to that very
+# predicate, and `RowPolicy.explain` turns the values into outcomes and sentences. There is no
+# second copy of a rule to drift.
+
+
+class Outcome(Enum):
+    """What a rule did for one caller and one row (AccessService's RuleEvaluation.Outcome)."""
+
+    ALLOW = "allow"
+    DENY = "deny"
+    NOT_APPLICABLE = "not applicable"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One named rule (the name is stable: the API shows it). ``row`` is its condition on the
+    row, a function of (columns, caller); ``fixed`` holds, per audience, the value the caller's
+    audience alone decides (no row condition then)."""
+
+    name: str
+    holds: str  # one sentence, when the rule holds
+    fails: str  # one sentence, when it does not
+    row: Callable[[Any, Any], ColumnElement[bool]] | None = None
+    fixed: Mapping[Any, bool] = field(default_factory=dict)
+
+    def clause(self, who: Any, cls: Any, caller: Any) -> ColumnElement[bool]:
+        if who in self.fixed:
+            return true() if self.fixed[who] else false()
+        assert self.row is not None, (self.name, who)
+        return self.row(cls, caller)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    rule: Rule
+    outcome: Outcome
+    sentence: str
+
+
+@dataclass(frozen=True)
+class RowPolicy:
+    """Visible: every gate holds, and every rule of at least one path."""
+
+    gates: tuple[Rule, ...]
+    paths: tuple[tuple[Rule, ...], ...]
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return self.gates + tuple(rule for path in self.paths for rule in path)
+
+    def predicate(self, who: Any, cls: Any, caller: Any) -> ColumnElement[bool]:
+        """The WHERE clause for audience ``who``. Rules the audience decides are constants,
+        folded away here (`_all`, `_any`), so each audience gets the short clause it needs."""
+        gates = [gate.clause(who, cls, caller) for gate in self.gates]
+        paths: list[ColumnElement[bool]] = []
+        for path in self.paths:
+            clauses: list[ColumnElement[bool]] = []
+            for rule in path:  # no clause is built past one the audience rules out
+                clauses.append(rule.clause(who, cls, caller))
+                if isinstance(clauses[-1], False_):
+                    break
+            paths.append(_all(clauses))
+            if isinstance(paths[-1], True_):  # the audience alone opens this path
+                break
+        return _all([*gates, _any(paths)])
+
+    def decide(self, held: Mapping[str, bool]) -> bool:
+        """The predicate's value, from the values of its rules."""
+        return all(held[g.name] for g in self.gates) and any(
+            all(held[rule.name] for rule in path) for path in self.paths
+        )
+
+    def explain(self, held: Mapping[str, bool]) -> list[Evaluation]:
+        """Each rule's outcome: a gate allows or denies; on a path, the first rule that does
+        not hold is not applicable when it opens the path (OWNER for someone else's document)
+        and denies when it closes one the earlier rules opened (PAID_TIER after PUBLIC); the
+        rules after it are not considered."""
+        out = [_evaluated(g, held[g.name], Outcome.DENY) for g in self.gates]
+        for path in self.paths:
+            stopped: Rule | None = None
+            for index, rule in enumerate(path):
+                if stopped is not None:
+                    sentence = f"Not considered: {stopped.name} does not hold."
+                    out.append(Evaluation(rule, Outcome.NOT_APPLICABLE, sentence))
+                    continue
+                failing = Outcome.NOT_APPLICABLE if index == 0 else Outcome.DENY
+                out.append(_evaluated(rule, held[rule.name], failing))
+                if not held[rule.name]:
+                    stopped = rule
+        return out
+
+
+# Constants are folded here, not left to SQLAlchemy (it keeps `false OR …`), so an audience's
+# clause holds only the conditions its rows decide.
+def _all(clauses: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+    if any(isinstance(c, False_) for c in clauses):
+        return false()
+    kept = [c for c in clauses if not isinstance(c, True_)]
+    return true() if not kept else kept[0] if len(kept) == 1 else and_(*kept)
+
+
+def _any(clauses: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+    if any(isinstance(c, True_) for c in clauses):
+        return true()
+    kept = [c for c in clauses if not isinstance(c, False_)]
+    return false() if not kept else kept[0] if len(kept) == 1 else or_(*kept)
+
+
+def _evaluated(rule: Rule, held: bool, failing: Outcome) -> Evaluation:
+    return Evaluation(rule, Outcome.ALLOW if held else failing, rule.holds if held else rule.fails)
+
+
+class Tier(Enum):
+    """What a role gives (AccessService's ConsideredRole.Tier)."""
+
+    FREE = "free"  # any role but admin and paid_user
+    PAID = "paid"
+    ADMIN = "admin"
+
+
+def role_tier(role: str) -> Tier:
+    held = Principal(uuid.UUID(int=0), "", frozenset({role}))
+    return Tier.ADMIN if held.is_admin else Tier.PAID if held.is_paid else Tier.FREE
+
+
+_NOT_SELF = "a non-admin may only ask about themselves"
+
+
+def explained_user(principal: Principal, raw: str, method: str) -> uuid.UUID:
+    """The user an AccessService request is about: empty is the caller; anyone else only for
+    admins (PERMISSION_DENIED, NOT_SELF — also for a non-admin's malformed id, which is about
+    no one they may ask about); an admin's malformed id is INVALID_ARGUMENT."""
+    if not raw:
+        return principal.user_id
+    try:
+        user_id = validation.parse_id(raw, "user_id")
+    except InvalidArgument:
+        if principal.is_admin:
+            raise
+        user_id = None
+    if not principal.is_admin and user_id != principal.user_id:
+        raise PermissionDenied(f"{_shown(method)}: {_NOT_SELF}", reason="NOT_SELF")
+    assert user_id is not None
+    return user_id
+
+
 # --- documents -------------------------------------------------------------------------------
 
 # A function from the Document class (or an alias, or the table's columns) to a boolean clause.
@@ -197,35 +358,97 @@ def audience(principal: Principal | None, *, show_deleted: bool = False) -> Audi
     return Audience.PAID if principal.is_paid else Audience.FREE
 
 
-# The rules themselves. A document is visible when it is not deleted and any of: the caller is
-# admin; the caller owns it; it is public and (the caller is a paid user or it does not require
-# paid access). Deleted documents only for admins who ask for them. ``caller`` is the caller's
-# id, as a value or as a SQL expression (a bound parameter in prepared statements).
+_AUTHENTICATED = "AUTHENTICATED"
+_ADMIN_BYPASS = "ADMIN_BYPASS"
+_OWNER = "OWNER"
+
+# The document policy, rule by rule (see `RowPolicy`): the read predicates of every audience
+# and AccessService's explanations come from this one list.
+DOCUMENT_POLICY = RowPolicy(
+    gates=(
+        Rule(
+            _AUTHENTICATED,
+            "The user is active, so docgate answers their calls.",
+            "The user is deactivated: docgate refuses every call they make.",
+            fixed={who: who is not Audience.NOBODY for who in Audience},
+        ),
+        Rule(
+            "DELETED",
+            "The document is not deleted.",
+            "The document is deleted: only an admin who asks with show_deleted reads it.",
+            row=lambda cls, caller: cls.is_deleted == false(),
+            fixed={Audience.ADMIN_WITH_DELETED: True},
+        ),
+    ),
+    paths=(
+        (
+            Rule(
+                _ADMIN_BYPASS,
+                "The user holds the admin role, which sees every document.",
+                "The user does not hold the admin role.",
+                fixed={
+                    who: who in (Audience.ADMIN, Audience.ADMIN_WITH_DELETED) for who in Audience
+                },
+            ),
+        ),
+        (
+            Rule(
+                _OWNER,
+                "The user owns the document.",
+                "The user does not own the document.",
+                row=lambda cls, caller: cls.owner_id == caller,
+            ),
+        ),
+        (
+            Rule(
+                "PUBLIC",
+                "The document is public.",
+                "The document is not public.",
+                row=lambda cls, caller: cls.is_public == true(),
+            ),
+            Rule(
+                "PAID_TIER",
+                "The document does not require paid access, or the user's tier (paid_user,"
+                " or admin above it) gives it.",
+                "The document requires paid access, which the user's roles (neither paid_user"
+                " nor admin) do not give.",
+                row=lambda cls, caller: cls.requires_paid_access == false(),
+                # Admins' tier includes paid access (their predicate needs no PAID_TIER at all).
+                fixed={
+                    Audience.PAID: True,
+                    Audience.ADMIN: True,
+                    Audience.ADMIN_WITH_DELETED: True,
+                },
+            ),
+        ),
+    ),
+)
+
+
+# The rules themselves, once, as data (`DOCUMENT_POLICY`, below): a document is visible when the
+# caller is authenticated, it is not deleted (unless an admin asks for deleted ones), and any
+# of: the caller is admin; the caller owns it; it is public and (the caller is a paid user or it
+# does not require paid access). The read predicates below and the explanations of
+# AccessService (`explain`) are both derived from that one list. ``caller`` is the caller's id,
+# as a value or as a SQL expression (a bound parameter in prepared statements).
 def _nothing(cls: Any, caller: Any) -> ColumnElement[bool]:
-    return false()
+    return DOCUMENT_POLICY.predicate(Audience.NOBODY, cls, caller)
 
 
 def _free(cls: Any, caller: Any) -> ColumnElement[bool]:
-    return and_(
-        cls.is_deleted == false(),
-        or_(
-            cls.owner_id == caller,
-            and_(cls.is_public == true(), cls.requires_paid_access == false()),
-        ),
-    )
+    return DOCUMENT_POLICY.predicate(Audience.FREE, cls, caller)
 
 
 def _paid(cls: Any, caller: Any) -> ColumnElement[bool]:
-    return and_(cls.is_deleted == false(), or_(cls.owner_id == caller, cls.is_public == true()))
+    return DOCUMENT_POLICY.predicate(Audience.PAID, cls, caller)
 
 
 def _admin(cls: Any, caller: Any) -> ColumnElement[bool]:
-    not_deleted: ColumnElement[bool] = cls.is_deleted == false()
-    return not_deleted
+    return DOCUMENT_POLICY.predicate(Audience.ADMIN, cls, caller)
 
 
 def _everything(cls: Any, caller: Any) -> ColumnElement[bool]:
-    return true()
+    return DOCUMENT_POLICY.predicate(Audience.ADMIN_WITH_DELETED, cls, caller)
 
 
 _RULES: Mapping[Audience, Callable[[Any, Any], ColumnElement[bool]]] = {
@@ -266,6 +489,35 @@ def document_visibility(principal: Principal | None, *, show_deleted: bool = Fal
 def may_modify_document(principal: Principal, owner_id: uuid.UUID) -> bool:
     """Update and delete: the owner or an admin (of a document the caller can see)."""
     return principal.is_admin or principal.user_id == owner_id
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """AccessService's answer about one user and one document or project."""
+
+    visible: bool
+    can_update: bool
+    can_delete: bool
+    evaluations: list[Evaluation]
+
+
+MODIFY_DOCUMENT = Rule(
+    "MODIFY",
+    "The user owns the document or is an admin: they may update and delete it.",
+    "Only the document's owner or an admin may update or delete it.",
+)
+
+
+def explain_document(
+    subject: Principal | None, held: Mapping[str, bool], visible: bool, owner_id: uuid.UUID
+) -> Explanation:
+    """``held``: each DOCUMENT_POLICY rule's value for the row; ``visible``: the read
+    predicate's value for it (both evaluated in the same statement). Update and delete need
+    what UpdateDocument and DeleteDocument check: visible, and `may_modify_document`."""
+    evaluations = DOCUMENT_POLICY.explain(held)
+    may = subject is not None and may_modify_document(subject, owner_id)
+    evaluations.append(_evaluated(MODIFY_DOCUMENT, may, Outcome.DENY))
+    return Explanation(visible, visible and may, visible and may, evaluations)
 
 
 # --- projects --------------------------------------------------------------------------------
@@ -313,16 +565,55 @@ def project_audience(principal: Principal | None) -> ProjectAudience:
     return ProjectAudience.ADMIN if principal.is_admin else ProjectAudience.MEMBER
 
 
+# The project policy, rule by rule (see `RowPolicy` and DOCUMENT_POLICY).
+PROJECT_POLICY = RowPolicy(
+    gates=(
+        Rule(
+            _AUTHENTICATED,
+            "The user is active, so docgate answers their calls.",
+            "The user is deactivated: docgate refuses every call they make.",
+            fixed={who: who is not ProjectAudience.NOBODY for who in ProjectAudience},
+        ),
+    ),
+    paths=(
+        (
+            Rule(
+                _ADMIN_BYPASS,
+                "The user holds the admin role, which sees every project.",
+                "The user does not hold the admin role.",
+                fixed={who: who is ProjectAudience.ADMIN for who in ProjectAudience},
+            ),
+        ),
+        (
+            Rule(
+                _OWNER,
+                "The user owns the project.",
+                "The user does not own the project.",
+                row=lambda cls, caller: cls.owner_id == caller,
+            ),
+        ),
+        (
+            Rule(
+                "SHARED_STATE",
+                "The project is ACTIVE or COMPLETED, which every user sees.",
+                "The project is DRAFT or ARCHIVED, private to its owner and admins.",
+                row=lambda cls, caller: cls.state.in_(_SHARED_STATE_LITERALS),
+            ),
+        ),
+    ),
+)
+
+
 def _projects_nothing(cls: Any, caller: Any) -> ColumnElement[bool]:
-    return false()
+    return PROJECT_POLICY.predicate(ProjectAudience.NOBODY, cls, caller)
 
 
 def _projects_member(cls: Any, caller: Any) -> ColumnElement[bool]:
-    return or_(cls.owner_id == caller, cls.state.in_(_SHARED_STATE_LITERALS))
+    return PROJECT_POLICY.predicate(ProjectAudience.MEMBER, cls, caller)
 
 
 def _projects_everything(cls: Any, caller: Any) -> ColumnElement[bool]:
-    return true()
+    return PROJECT_POLICY.predicate(ProjectAudience.ADMIN, cls, caller)
 
 
 _PROJECT_RULES: Mapping[ProjectAudience, Callable[[Any, Any], ColumnElement[bool]]] = {
@@ -354,6 +645,48 @@ def may_modify_project(principal: Principal, owner_id: uuid.UUID) -> bool:
     """Update, delete and the state changes: the owner or an admin (of a project the caller
     can see)."""
     return principal.is_admin or principal.user_id == owner_id
+
+
+# DeleteProject: only these (documents keep living after their project; an ACTIVE or
+# COMPLETED project is archived first).
+DELETABLE_PROJECT_STATES: frozenset[ProjectState] = frozenset(
+    {ProjectState.DRAFT, ProjectState.ARCHIVED}
+)
+MODIFY_PROJECT = Rule(
+    "MODIFY",
+    "The user owns the project or is an admin: they may update it and change its state.",
+    "Only the project's owner or an admin may change it.",
+)
+DELETABLE_STATE = Rule(
+    "DELETABLE_STATE",
+    "The project is DRAFT or ARCHIVED, the states a project may be deleted in.",
+    "The project is ACTIVE or COMPLETED: it must be archived before it can be deleted.",
+)
+
+
+def explain_project(
+    subject: Principal | None,
+    held: Mapping[str, bool],
+    visible: bool,
+    owner_id: uuid.UUID,
+    state: ProjectState,
+) -> Explanation:
+    """As `explain_document`, with what UpdateProject and DeleteProject check."""
+    evaluations = PROJECT_POLICY.explain(held)
+    may = subject is not None and may_modify_project(subject, owner_id)
+    evaluations.append(_evaluated(MODIFY_PROJECT, may, Outcome.DENY))
+    deletable = state in DELETABLE_PROJECT_STATES
+    evaluations.append(_evaluated(DELETABLE_STATE, deletable, Outcome.DENY))
+    return Explanation(visible, visible and may, visible and may and deletable, evaluations)
+
+
+# --- configurations --------------------------------------------------------------------------
+
+
+def grant_in_force(cls: Any) -> ColumnElement[bool]:
+    """A grant counts until its expiry, by the database clock (expired at exactly expires_at,
+    the SpiceDB rule): ListMyConfigurations and ExplainConfigurationAccess both use it."""
+    return or_(cls.expires_at.is_(None), cls.expires_at > func.now())
 
 
 class StateChange(Enum):

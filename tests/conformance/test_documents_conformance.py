@@ -1,4 +1,5 @@
-"""Every DocumentService read path agrees with a plain-Python oracle of the access rules.
+"""Every DocumentService read path agrees with a plain-Python oracle of the access rules, and
+AccessService's explanations agree with those read paths.
 
 Hypothesis draws small worlds: users with random role sets (none, one, several, custom roles),
 documents with random owners, flags, deletion, times and titles. Each world is scoped by a role
@@ -17,7 +18,9 @@ from typing import Any
 import grpc
 import grpc.aio
 import pytest
+from docgate.v1 import access_pb2, access_pb2_grpc
 from docgate.v1 import documents_pb2 as pb
+from google.protobuf import field_mask_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert
@@ -217,6 +220,53 @@ async def _check_search(stub: Stub, caller: Caller, docs: list[Doc], owner_ids: 
         assert len(ids) == len(set(ids)) and set(ids) == expected
 
 
+async def _succeeds(call: Any) -> bool:
+    """Whether the call is answered OK; a refusal must be one of the two the policy gives."""
+    try:
+        await call
+    except grpc.aio.AioRpcError as error:
+        code = error.code()
+    else:
+        return True
+    assert code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED), code
+    return False
+
+
+async def _check_explain(stub: Stub, access: Any, explainer: TestUser, caller: Caller,
+                         docs: list[Doc], absent: tuple[Any, ...]) -> None:  # fmt: skip
+    """ExplainDocumentAccess against the real read and write paths (issue 15): decision is
+    VISIBLE exactly when GetDocument succeeds for the caller, and can_update exactly when
+    UpdateDocument does. An admin asks about the caller; the caller asks about themselves and
+    gets the same answer, or (when they cannot see it and are no admin) the NOT_FOUND of a
+    missing id. The updates run last: they change update_time, which the other checks read."""
+    md, visible = caller.user.metadata, access_pb2.AccessExplanation.VISIBLE
+    explained = []
+    for d in docs:
+        get = stub.GetDocument(pb.GetDocumentRequest(id=str(d.id)), metadata=md, timeout=DEADLINE)
+        readable = await _succeeds(get)
+        request = access_pb2.ExplainDocumentAccessRequest(
+            document_id=str(d.id), user_id=str(caller.user.id)
+        )
+        about = await access.ExplainDocumentAccess(request, metadata=explainer.metadata)
+        assert (about.decision == visible) == readable, (d, caller.roles, about)
+        assert about.can_delete == about.can_update
+        own = access.ExplainDocumentAccess(
+            access_pb2.ExplainDocumentAccessRequest(document_id=str(d.id)), metadata=md
+        )
+        if readable or "admin" in caller.roles:
+            assert await own == about
+        else:
+            assert answer(await fails(own, grpc.StatusCode.NOT_FOUND)) == absent
+        explained.append((d, about))
+    for d, about in explained:
+        update = pb.UpdateDocumentRequest(
+            document=pb.Document(id=str(d.id), title=d.title),
+            update_mask=field_mask_pb2.FieldMask(paths=["title"]),
+        )
+        updated = await _succeeds(stub.UpdateDocument(update, metadata=md, timeout=DEADLINE))
+        assert updated == about.can_update, (d, caller.roles, about)
+
+
 @pytest.mark.usefixtures("custom_roles")
 @settings(
     max_examples=12,
@@ -242,3 +292,11 @@ async def test_every_read_path_agrees_with_the_oracle(
         await _check_get(stub, caller, docs, owner_ids, absent)
         await _check_list(stub, caller, docs, owner_ids, marker, filters)
         await _check_search(stub, caller, docs, owner_ids, word)
+    access, explainer = access_pb2_grpc.AccessServiceStub(channel), await make_user(app, "admin")
+    missing_explained = access.ExplainDocumentAccess(
+        access_pb2.ExplainDocumentAccessRequest(document_id=missing.id),
+        metadata=callers[0].user.metadata,
+    )
+    absent_explained = answer(await fails(missing_explained, grpc.StatusCode.NOT_FOUND))
+    for caller in callers:
+        await _check_explain(stub, access, explainer, caller, docs, absent_explained)

@@ -21,7 +21,9 @@ from typing import Any
 import grpc
 import grpc.aio
 import pytest
+from docgate.v1 import access_pb2, access_pb2_grpc
 from docgate.v1 import projects_pb2 as pb
+from google.protobuf import field_mask_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert
@@ -103,6 +105,7 @@ class World:
     owners: list[uuid.UUID]
     projects: list[Proj]
     absent: dict[str, tuple[Any, ...]]
+    access: access_pb2_grpc.AccessServiceStub | None = None
 
 
 def _draw_projects(
@@ -184,7 +187,10 @@ async def world(module_database_url: str) -> AsyncIterator[World]:
                     stub.ListFeedback(pb.ListFeedbackRequest(project_id=nobody), metadata=md)
                 ),
             }
-            yield World(stub, callers, owner_ids, projects, absent)
+            access = access_pb2_grpc.AccessServiceStub(channel)
+            explain = access_pb2.ExplainProjectAccessRequest(project_id=nobody)
+            absent["explain"] = await _absent(access.ExplainProjectAccess(explain, metadata=md))
+            yield World(stub, callers, owner_ids, projects, absent, access)
     finally:
         await running.stop(None)
         await app.close()
@@ -248,6 +254,53 @@ async def test_get_and_feedback_for_every_project(world: World, index: int) -> N
         assert listed == (
             project.newest_first() if project.seen_by(caller) else world.absent["feedback"]
         )
+
+
+async def _succeeds(call: Any) -> bool:
+    try:
+        await call
+    except grpc.aio.AioRpcError as error:
+        code = error.code()
+    else:
+        return True
+    assert code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED), code
+    return False
+
+
+@pytest.mark.parametrize("index", range(len(OWNER_ROLES) + len(OTHER_ROLES)))
+async def test_explanations_agree_with_get_and_update(world: World, index: int) -> None:
+    """ExplainProjectAccess (issue 15) against the real paths: decision is VISIBLE exactly when
+    GetProject succeeds, can_update exactly when UpdateProject does (the same name again: the
+    world's reads stay as they were), can_delete exactly when the project may be deleted by
+    the issue's rule (owner or admin, DRAFT or ARCHIVED; not executed: it would change the
+    world). An admin asks about the caller; the caller about themselves gets the same answer,
+    or, when they cannot see the project, the NOT_FOUND of a missing id."""
+    caller, stub, access = world.callers[index], world.stub, world.access
+    assert access is not None
+    explainer = next(c for c in world.callers if c.admin and c is not caller)
+    md = caller.user.metadata
+    for project in world.projects:
+        pid = str(project.id)
+        readable = await _succeeds(stub.GetProject(pb.GetProjectRequest(id=pid), metadata=md))
+        request = access_pb2.ExplainProjectAccessRequest(
+            project_id=pid, user_id=str(caller.user.id)
+        )
+        about = await access.ExplainProjectAccess(request, metadata=explainer.user.metadata)
+        assert (about.decision == access_pb2.AccessExplanation.VISIBLE) == readable
+        own = access.ExplainProjectAccess(
+            access_pb2.ExplainProjectAccessRequest(project_id=pid), metadata=md
+        )
+        if readable:
+            assert await own == about
+        else:
+            assert answer(await fails(own, grpc.StatusCode.NOT_FOUND)) == world.absent["explain"]
+        update = pb.UpdateProjectRequest(
+            project=pb.Project(id=pid, name=project.name),
+            update_mask=field_mask_pb2.FieldMask(paths=["name"]),
+        )
+        assert await _succeeds(stub.UpdateProject(update, metadata=md)) == about.can_update
+        may_change = caller.admin or caller.user.id == project.owner
+        assert about.can_delete == (may_change and project.state in (DRAFT, ARCHIVED))
 
 
 QUERIES = st.fixed_dictionaries(

@@ -58,7 +58,16 @@ ANY_AUTHENTICATED = {
 SELF_OR_ADMIN = {
     "RoleService": {"ListUserRoles", "CheckRole"},
     "UserService": {"GetUser"},
+    # Issue 15: "anyone about themselves; about another user, admins only".
+    "AccessService": {
+        "ExplainDocumentAccess",
+        "ExplainProjectAccess",
+        "ExplainConfigurationAccess",
+    },
 }
+# SELF_OR_ADMIN methods whose empty subject field means the caller (issue 15: "user_id empty =
+# the caller"): an empty request is about oneself.
+EMPTY_IS_SELF = {"ExplainDocumentAccess", "ExplainProjectAccess", "ExplainConfigurationAccess"}
 ADMIN_ONLY = {
     "DocumentService": {"UndeleteDocument", "PurgeDocument"},
     "RoleService": {
@@ -165,7 +174,7 @@ async def test_empty_request(
 ) -> None:
     request = message_factory.GetMessageClass(method.input_type)()
     code = await _call(channel, method, request, callers[caller])
-    denial = _expected_denial(_rule(method), caller, about_self=False)
+    denial = _expected_denial(_rule(method), caller, about_self=method.name in EMPTY_IS_SELF)
     if denial is None:
         # An empty request may well be INVALID_ARGUMENT or NOT_FOUND, but never refused.
         assert code not in {
@@ -193,3 +202,28 @@ async def test_self_or_admin_about_oneself(
     code = await _call(channel, method, request, who)
     denial = _expected_denial(_rule(method), caller, about_self=True)
     assert code == (grpc.StatusCode.OK if denial is None else denial)
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("method", [m for m in METHODS if m.name in EMPTY_IS_SELF], ids=_path)
+async def test_self_or_admin_about_someone_else(
+    channel: grpc.aio.Channel,
+    callers: dict[str, support.TestUser | None],
+    method: MethodDescriptor,
+    caller: str,
+) -> None:
+    """Naming another user (here: the admin, or for the admin the free user) is refused to
+    everyone but admins."""
+    request = message_factory.GetMessageClass(method.input_type)()
+    other = callers["free_user" if caller == "admin" else "admin"]
+    assert other is not None
+    request.user_id = str(other.id)  # type: ignore[attr-defined]
+    # A well-formed resource id, so only the subject can make the call fail access control.
+    resource = next(f.name for f in method.input_type.fields if f.name != "user_id")
+    setattr(request, resource, "00000000-0000-4000-8000-000000000000")
+    code = await _call(channel, method, request, callers[caller])
+    denial = _expected_denial(_rule(method), caller, about_self=False)
+    if denial is None:
+        assert code == grpc.StatusCode.NOT_FOUND, code  # no such document, project, config
+    else:
+        assert code == denial

@@ -10,6 +10,7 @@ from typing import Any
 import grpc
 import grpc.aio
 import pytest
+from docgate.v1 import access_pb2, access_pb2_grpc
 from docgate.v1 import documents_pb2 as pb
 from sqlalchemy import false, select
 
@@ -91,3 +92,28 @@ async def test_shared_predicate_binds_each_callers_own_id(app: App, stub: Stub) 
             pb.ListDocumentsRequest(owner_id=str(other.owner_id)), metadata=user.metadata
         )
         assert list(listed.documents) == []
+
+
+async def test_the_explanation_takes_its_decision_from_the_same_predicate(
+    app: App, stub: Stub, channel: grpc.aio.Channel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ExplainDocumentAccess's decision is the read predicate's value, not a copy of it:
+    swapping policy.document_predicate turns the explained user's VISIBLE into HIDDEN, for the
+    audience of the user explained (the asker's row filter is the listener's, and unchanged)."""
+    owner, admin = await make_user(app, "paid_user"), await make_user(app, "admin")
+    doc = await create(stub, owner, is_public=True)
+    access = access_pb2_grpc.AccessServiceStub(channel)
+    request = access_pb2.ExplainDocumentAccessRequest(document_id=doc.id, user_id=str(owner.id))
+    before = await access.ExplainDocumentAccess(request, metadata=admin.metadata)
+    assert before.decision == access_pb2.AccessExplanation.VISIBLE
+    calls: list[policy.Audience] = []
+
+    def deny_all(who: policy.Audience, cls: Any, caller: Any) -> Any:
+        calls.append(who)
+        return false()
+
+    monkeypatch.setattr(policy, "document_predicate", deny_all)
+    after = await access.ExplainDocumentAccess(request, metadata=admin.metadata)
+    assert after.decision == access_pb2.AccessExplanation.HIDDEN
+    assert calls == [policy.Audience.PAID]
+    assert list(after.rules) == list(before.rules)  # the rules are evaluated on the row

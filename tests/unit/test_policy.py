@@ -42,6 +42,7 @@ def oracle_may_call(method: str, roles: frozenset[str]) -> bool:
         "ActivateProject", "CompleteProject", "ArchiveProject", "RestoreProject",
         "AddFeedback", "ListFeedback", "DeleteFeedback", "GetTemplate", "ListTemplates",
         "CreateDocumentFromTemplate",
+        "ExplainDocumentAccess", "ExplainProjectAccess", "ExplainConfigurationAccess",
     }  # fmt: skip
     return name in open_to_all or "admin" in roles
 

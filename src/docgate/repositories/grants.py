@@ -9,12 +9,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from docgate import mapping
+from docgate import mapping, policy
 from docgate.db.models import Configuration, RoleConfiguration, UserRole
 from docgate.errors import InvalidArgument
 from docgate.repositories.configurations import CONFIGURATION_COLUMNS, require_configuration
@@ -107,11 +107,7 @@ class GrantRepository:
             .join(UserRole, UserRole.role_id == RoleConfiguration.role_id)
             .where(
                 UserRole.user_id == user_id,
-                # Expired at exactly expires_at (the SpiceDB rule).
-                or_(
-                    RoleConfiguration.expires_at.is_(None),
-                    RoleConfiguration.expires_at > func.now(),
-                ),
+                policy.grant_in_force(RoleConfiguration),
             )
             .ext(distinct_on(RoleConfiguration.configuration_id))
             .order_by(

@@ -34,7 +34,7 @@ from docgate.policy import ProjectState, StateChange
 from docgate.v1 import projects_pb2
 
 RECENT_FEEDBACK: Final = 20
-DELETABLE_STATES: Final = frozenset({ProjectState.DRAFT, ProjectState.ARCHIVED})
+DELETABLE_STATES: Final = policy.DELETABLE_PROJECT_STATES
 _MAY_NOT_MODIFY: Final = "only the owner or an admin may change this project"
 
 _STATS = (
