@@ -21,12 +21,15 @@ from docgate.edge.registry import ServiceBinding, method_paths
 from docgate.edge.requests import RequestIdInterceptor
 from docgate.pagination import PageTokens
 from docgate.repositories.principals import confirm_caller
+from docgate.services.audit import AuditService
 from docgate.services.documents import DocumentService
 from docgate.services.projects import ProjectService
 from docgate.services.roles import RoleService
 from docgate.services.users import UserService
 from docgate.tokens import TokenVerifier, page_token_key
 from docgate.v1 import (
+    audit_pb2,
+    audit_pb2_grpc,
     documents_pb2,
     documents_pb2_grpc,
     projects_pb2,
@@ -72,6 +75,7 @@ def _services(uow: UnitOfWork, settings: Settings) -> tuple[ServiceBinding, ...]
         bind(RoleService(uow), roles_pb2, roles_pb2_grpc, "RoleService"),
         bind(UserService(uow), users_pb2, users_pb2_grpc, "UserService"),
         bind(ProjectService(uow, settings), projects_pb2, projects_pb2_grpc, "ProjectService"),
+        bind(AuditService(uow), audit_pb2, audit_pb2_grpc, "AuditService"),
     )
 
 

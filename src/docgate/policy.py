@@ -94,6 +94,7 @@ RPC_ACCESS: Mapping[str, Access] = {
     _PROJECT + "UpdateTemplate": Access.ADMIN,
     _PROJECT + "DeleteTemplate": Access.ADMIN,
     _PROJECT + "CreateDocumentFromTemplate": Access.AUTHENTICATED,
+    "/docgate.v1.AuditService/ListAuditEntries": Access.ADMIN,
 }
 
 # Served without a token: standard infrastructure, never docgate data.

@@ -25,6 +25,7 @@ domain error, never a driver exception.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -34,6 +35,7 @@ from typing import Final
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
+from docgate.db import audit
 from docgate.db.errors import database_errors
 from docgate.errors import Unauthenticated
 from docgate.pagination import PageTokens
@@ -59,6 +61,11 @@ def page_tokens(session: AsyncSession | Session) -> PageTokens:
     if not isinstance(tokens, PageTokens):
         raise RuntimeError("a session not opened by docgate's unit of work")
     return tokens
+
+
+def _actor(session: AsyncSession) -> uuid.UUID | None:
+    principal = session.info.get(PRINCIPAL)
+    return principal.user_id if isinstance(principal, Principal) else None
 
 
 @dataclass
@@ -167,8 +174,14 @@ class UnitOfWork:
                 await self._confirm(connection, session)
                 yield session
                 await session.flush()
+                await audit.append_for(session, _actor(session))  # last: holds the chain lock
             finally:
                 scope.in_transaction = False
+
+    async def audit_read(self, resource: str) -> None:
+        """Leave the ADMIN_BYPASS_READ entry of an admin read that used the bypass."""
+        async with self.transaction() as session:
+            audit.note(session, resource, action=audit.Action.ADMIN_BYPASS_READ)
 
     async def _confirm(self, connection: AsyncConnection, session: AsyncSession) -> None:
         """First thing in an RPC's write transaction: the caller, whose roles the edge read at

@@ -16,11 +16,13 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
+from functools import partial
 from typing import Any
 
 import grpc
 
+from docgate import calls
+from docgate.calls import current_request_id
 from docgate.edge.handlers import Context, Continuation, Handler, ServerInterceptor, wrap
 
 HEADER = "x-request-id"
@@ -28,12 +30,9 @@ _WELL_FORMED = re.compile(r"[A-Za-z0-9._-]{1,128}")
 # Shown for records logged outside any RPC (start-up, shutdown, the health watcher).
 NO_REQUEST = "-"
 
-_request_id: ContextVar[str | None] = ContextVar("docgate_request_id", default=None)
-
-
-def current_request_id() -> str | None:
-    """The id of the RPC running in this context, if any."""
-    return _request_id.get()
+# The ContextVar lives in the leaf docgate.calls, so the layers below the edge can read it.
+_request_id = calls.request_id
+__all__ = ["current_request_id"]
 
 
 def request_id_from(metadata: Any) -> str:
@@ -62,14 +61,11 @@ def install_request_id_filter(handlers: list[logging.Handler]) -> None:
 
 
 @asynccontextmanager
-async def _identified(context: Context) -> AsyncIterator[None]:
+async def _identified(method: str, context: Context) -> AsyncIterator[None]:
     request_id = request_id_from(context.invocation_metadata())
-    token = _request_id.set(request_id)
-    try:
+    with calls.calling(method, request_id):
         await context.send_initial_metadata(((HEADER, request_id),))
         yield
-    finally:
-        _request_id.reset(token)
 
 
 class RequestIdInterceptor(ServerInterceptor):
@@ -80,4 +76,5 @@ class RequestIdInterceptor(ServerInterceptor):
         continuation: Continuation,
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler:  # None (no such method) passes through: grpc answers UNIMPLEMENTED
-        return wrap(await continuation(handler_call_details), _identified)  # type: ignore[return-value]
+        around = partial(_identified, handler_call_details.method)
+        return wrap(await continuation(handler_call_details), around)  # type: ignore[return-value]
