@@ -100,7 +100,13 @@ WRITES: Final[Mapping[str, tuple[Action, ...]]] = {
     _PROJECT + "UpdateTemplate": (A.TEMPLATE_UPDATED,),
     _PROJECT + "DeleteTemplate": (A.TEMPLATE_DELETED,),
     _PROJECT + "CreateDocumentFromTemplate": (A.DOCUMENT_CREATED,),
+    # The CLI's administrative commands are audited like the RPCs (actor: the system).
+    "docgate users create": (A.USER_CREATED,),
+    "docgate users assign-role": (A.ROLE_ASSIGNED,),
+    "docgate users revoke-role": (A.ROLE_REVOKED,),
+    "docgate users deactivate": (A.USER_UPDATED, A.USER_DEACTIVATED),
 }
+RPC_WRITES: Final = frozenset(m for m in WRITES if m.startswith("/"))
 
 # Reads that can use an admin's bypass (show_deleted, or Get of a deleted document).
 BYPASS_READS: Final = frozenset({_DOC + "GetDocument", _DOC + "ListDocuments"})
