@@ -60,7 +60,9 @@ async def test_verify_export_and_a_tampered_entry(module_database_url: str) -> N
 
 async def test_a_read_that_opens_a_write_transaction_is_refused(app: App) -> None:
     """The run-time half of the registry: a method classified as a read cannot write."""
-    with calls.calling("/docgate.v1.RoleService/GetRole", "r" + unique()):
-        with pytest.raises(audit.UnauditedWriteError):
-            async with app.uow.transaction(SYSTEM) as session:
-                await RoleRepository(session).create(unique("r"), "")
+    with (
+        calls.calling("/docgate.v1.RoleService/GetRole", "r" + unique()),
+        pytest.raises(audit.UnauditedWriteError),
+    ):
+        async with app.uow.transaction(SYSTEM) as session:
+            await RoleRepository(session).create(unique("r"), "")
