@@ -1,8 +1,9 @@
 """audit_entries: the tamper-evident audit trail (docgate.audit)
 
 One row per committed change (and per admin bypass read), written in the change's own
-transaction. Ids are dense and assigned under a transaction-scoped advisory lock, together with
-prev_hash (the previous entry's hash): one chain per deployment. A trigger refuses UPDATE,
+transaction. `audit_append` assigns ids (dense), prev_hash and hash under a transaction-scoped
+advisory lock: one chain per deployment, appended in one statement, so the lock is held from
+that statement to COMMIT and for no client round trip in between. A trigger refuses UPDATE,
 DELETE and TRUNCATE, so the trail cannot be edited through the application's role without first
 disabling the trigger (which takes the table's owner) — and even then `docgate audit verify`
 finds the edit.
@@ -45,6 +46,31 @@ $$
 """
 
 
+# hash = SHA-256(prev_hash || id as int8 big-endian || body), body encoded by docgate.audit.body.
+# VOLATILE: each statement takes a fresh snapshot, so the head is read after the lock is held.
+_APPEND = """
+CREATE FUNCTION audit_append(
+    p_time timestamptz, p_actor_id uuid, p_request_id varchar, p_method varchar,
+    p_action audit_action, p_resource text, p_changes jsonb, p_body bytea
+) RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    head_id bigint;
+    head_hash bytea;
+BEGIN
+    PERFORM pg_advisory_xact_lock(7237112421875541108);  -- docgate.db.audit.CHAIN_LOCK
+    SELECT id, hash INTO head_id, head_hash FROM audit_entries ORDER BY id DESC LIMIT 1;
+    head_id := coalesce(head_id, 0) + 1;
+    head_hash := coalesce(head_hash, decode(repeat('00', 32), 'hex'));
+    INSERT INTO audit_entries
+        (id, time, actor_id, request_id, method, action, resource, changes, prev_hash, hash)
+    VALUES (head_id, p_time, p_actor_id, p_request_id, p_method, p_action, p_resource,
+            p_changes, head_hash, sha256(head_hash || int8send(head_id) || p_body));
+    RETURN head_id;
+END
+$$
+"""
+
+
 def upgrade() -> None:
     action = postgresql.ENUM(*ACTIONS, name="audit_action")
     op.create_table(
@@ -74,6 +100,7 @@ def upgrade() -> None:
     op.create_index("ix_audit_entries_actor_id_id", "audit_entries", ["actor_id", "id"])
     op.create_index("ix_audit_entries_resource_id", "audit_entries", ["resource", "id"])
     op.execute(_REFUSE)
+    op.execute(_APPEND)
     op.execute(
         "CREATE TRIGGER audit_entries_no_change BEFORE UPDATE OR DELETE ON audit_entries "
         "FOR EACH ROW EXECUTE FUNCTION audit_entries_append_only()"
@@ -85,6 +112,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute(
+        "DROP FUNCTION audit_append(timestamptz, uuid, varchar, varchar, audit_action, text, "
+        "jsonb, bytea)"
+    )
     op.drop_table("audit_entries")  # its triggers go with it
     op.execute("DROP FUNCTION audit_entries_append_only()")
     op.execute("DROP TYPE audit_action")

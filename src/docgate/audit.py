@@ -8,8 +8,10 @@ the tables at run time: a write transaction in an RPC that is not in `WRITES` an
 bypass is refused (`UnauditedWriteError`), so a new mutating RPC cannot ship without an action.
 
 The chain: ``hash = SHA-256(prev_hash || canonical(entry))``, the first entry's prev_hash is
-32 zero bytes. `canonical` is compact JSON with sorted keys of every field but the hashes, so
-a verifier in any language can recompute it from an export.
+32 zero bytes. ``canonical(entry)`` is the entry's id as 8 bytes big-endian followed by `body`:
+compact JSON with sorted keys of every other field but the hashes, so a verifier in any
+language can recompute it from an export. (The split lets the database compute the hash where
+the id is assigned, under the chain lock, from a body docgate encoded before taking it.)
 """
 
 from __future__ import annotations
@@ -190,10 +192,9 @@ class Entry:
     hash: bytes = b""
 
 
-def canonical(entry: Entry) -> bytes:
-    """The bytes the hash covers: every field but the two hashes, as sorted compact JSON."""
-    body = {
-        "id": entry.id,
+def body(entry: Entry) -> bytes:
+    """Every field but the id and the two hashes, as sorted compact JSON."""
+    fields = {
         "time": entry.time.astimezone(UTC).isoformat(timespec="microseconds"),
         "actor_id": None if entry.actor_id is None else str(entry.actor_id),
         "request_id": entry.request_id,
@@ -203,8 +204,13 @@ def canonical(entry: Entry) -> bytes:
         "changes": entry.changes,
     }
     return json.dumps(
-        body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode()
+
+
+def canonical(entry: Entry) -> bytes:
+    """The bytes the hash covers after prev_hash: the id (8 bytes, big-endian), then `body`."""
+    return entry.id.to_bytes(8, "big", signed=True) + body(entry)
 
 
 def chain_hash(prev_hash: bytes, entry: Entry) -> bytes:

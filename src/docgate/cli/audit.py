@@ -23,8 +23,8 @@ class ChainBroken(Exception):
 
 
 def exported(entry: audit.Entry) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(audit.canonical(entry))
-    return {**body, "prev_hash": entry.prev_hash.hex(), "hash": entry.hash.hex()}
+    body: dict[str, Any] = json.loads(audit.body(entry))
+    return {"id": entry.id, **body, "prev_hash": entry.prev_hash.hex(), "hash": entry.hash.hex()}
 
 
 async def run(settings: Settings, action: str, from_time: datetime | None) -> None:

@@ -2,34 +2,36 @@
 
 Repositories `note` what they change (the resource, the changed fields) on the session; the
 unit of work calls `append_for` just before COMMIT, which turns the RPC's notes into exactly one
-entry (docgate.audit has the rules). Appending takes a transaction-scoped advisory lock, reads
-the chain head, and inserts the next entry: writers queue only for the insert and the COMMIT
-(the lock is released by COMMIT or ROLLBACK), and the head they read is the committed one
-(READ COMMITTED: the statement after the lock takes a fresh snapshot). A change that rolls back
-takes its entry with it; one that commits has it.
+entry (docgate.audit has the rules). docgate encodes the entry's body first; then one statement,
+the database function `audit_append` (migration 0007_audit), takes a transaction-scoped
+advisory lock, reads the chain head (in a snapshot taken after the lock), and inserts the next
+entry with its id, prev_hash and hash. The lock is held from there to COMMIT, with no client
+round trip in between but the COMMIT itself. A change that rolls back takes its entry with it;
+one that commits has it.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import Table, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from docgate import audit, calls
 from docgate.audit import Action, Entry, Note, Scalar
-from docgate.db.models import AuditEntry
 
 __all__ = ["Action", "append_for", "fields", "note"]
-_TABLE: Final[Table] = AuditEntry.__table__  # type: ignore[assignment]
 NOTES: Final = "docgate.audit_notes"  # the session.info key
-# Any fixed bigint: the one advisory lock every append takes ("docgaudt").
+# The advisory lock audit_append takes ("docgaudt"; written into the migration's function).
 CHAIN_LOCK: Final = 0x646F_6367_6175_6474
-_HEAD = text(
-    "SELECT now() AS time, h.id, h.hash FROM (SELECT 1) AS one LEFT JOIN LATERAL "
-    "(SELECT id, hash FROM audit_entries ORDER BY id DESC LIMIT 1) AS h ON true"
+_APPEND = text(
+    "SELECT audit_append(:time, :actor_id, :request_id, :method, "
+    "CAST(:action AS audit_action), :resource, CAST(:changes AS jsonb), :body)"
 )
 
 
@@ -74,32 +76,18 @@ async def append_for(session: AsyncSession, actor_id: Any) -> Entry | None:
         return None
     action, resource, changes = decided
     connection = await session.connection()
-    await connection.execute(select(func.pg_advisory_xact_lock(CHAIN_LOCK)))
-    head = (await connection.execute(_HEAD)).one()
-    entry = Entry(
-        id=(head.id or 0) + 1,
-        time=head.time,
-        actor_id=actor_id,
-        request_id=calls.current_request_id(),
-        method=method,
-        action=action,
-        resource=resource,
-        changes=changes,
-        prev_hash=head.hash or audit.GENESIS,
-    )
-    digest = audit.chain_hash(entry.prev_hash, entry)
-    await connection.execute(
-        _TABLE.insert().values(
-            id=entry.id,
-            time=entry.time,
-            actor_id=entry.actor_id,
-            request_id=entry.request_id,
-            method=method,
-            action=action,
-            resource=resource,
-            changes=changes,
-            prev_hash=entry.prev_hash,
-            hash=digest,
-        )
-    )
-    return entry
+    time = await connection.scalar(select(func.now()))  # the transaction's: not under the lock
+    assert isinstance(time, datetime)
+    entry = Entry(0, time, actor_id, calls.current_request_id(), method, action, resource, changes)
+    values = {
+        "time": time,
+        "actor_id": actor_id,
+        "request_id": entry.request_id,
+        "method": method,
+        "action": action.value,
+        "resource": resource,
+        "changes": json.dumps(changes),
+        "body": audit.body(entry),
+    }
+    entry_id = await connection.scalar(_APPEND, values)
+    return replace(entry, id=entry_id)
