@@ -1,9 +1,10 @@
 """audit_entries: the tamper-evident audit trail (docgate.audit)
 
 One row per committed change (and per admin bypass read), written in the change's own
-transaction. `audit_append` assigns ids (dense), prev_hash and hash under a transaction-scoped
-advisory lock: one chain per deployment, appended in one statement, so the lock is held from
-that statement to COMMIT and for no client round trip in between. A trigger refuses UPDATE,
+transaction, unsealed (a negative placeholder id, no hashes); a deferred constraint trigger
+seals it at COMMIT: under a transaction-scoped advisory lock it assigns the next id (dense),
+prev_hash and hash, so there is one chain per deployment and the lock is held only inside
+COMMIT, for no client round trip. A trigger refuses UPDATE,
 DELETE and TRUNCATE, so the trail cannot be edited through the application's role without first
 disabling the trigger (which takes the table's owner) — and even then `docgate audit verify`
 finds the edit.
@@ -36,36 +37,41 @@ ACTIONS = (
     "TEMPLATE_DELETED", "ADMIN_BYPASS_READ",
 )  # fmt: skip
 
+# Sealed entries (id > 0) never change. An unsealed one (a negative placeholder id, visible only
+# to its own transaction until COMMIT) is sealed once, by audit_entries_seal below.
 _REFUSE = """
 CREATE FUNCTION audit_entries_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF TG_OP = 'UPDATE' AND OLD.id < 0 AND OLD.hash IS NULL THEN
+        RETURN NEW;
+    END IF;
     RAISE EXCEPTION 'audit entries are append-only (% refused)', TG_OP
         USING ERRCODE = 'insufficient_privilege';
 END
 $$
 """
 
-
-# hash = SHA-256(prev_hash || id as int8 big-endian || body), body encoded by docgate.audit.body.
-# VOLATILE: each statement takes a fresh snapshot, so the head is read after the lock is held.
-_APPEND = """
-CREATE FUNCTION audit_append(
-    p_time timestamptz, p_actor_id uuid, p_request_id varchar, p_method varchar,
-    p_action audit_action, p_resource text, p_changes jsonb, p_body bytea
-) RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
+# At COMMIT (a deferred constraint trigger): take the chain lock, read the head, give the entry
+# the next id, prev_hash and hash = SHA-256(prev_hash || id as int8 big-endian || body), where
+# body is docgate.audit.body, encoded by docgate when it inserted the entry. The lock is held
+# from here to the end of COMMIT: inside the server, no client round trip. VOLATILE: each
+# statement takes a fresh snapshot, so the head is read after the lock is held.
+_SEAL = """
+CREATE FUNCTION audit_entries_seal() RETURNS trigger LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     head_id bigint;
     head_hash bytea;
 BEGIN
     PERFORM pg_advisory_xact_lock(7237112421875541108);  -- docgate.db.audit.CHAIN_LOCK
-    SELECT id, hash INTO head_id, head_hash FROM audit_entries ORDER BY id DESC LIMIT 1;
+    SELECT id, hash INTO head_id, head_hash FROM audit_entries
+        WHERE id > 0 ORDER BY id DESC LIMIT 1;
     head_id := coalesce(head_id, 0) + 1;
     head_hash := coalesce(head_hash, decode(repeat('00', 32), 'hex'));
-    INSERT INTO audit_entries
-        (id, time, actor_id, request_id, method, action, resource, changes, prev_hash, hash)
-    VALUES (head_id, p_time, p_actor_id, p_request_id, p_method, p_action, p_resource,
-            p_changes, head_hash, sha256(head_hash || int8send(head_id) || p_body));
-    RETURN head_id;
+    UPDATE audit_entries
+        SET id = head_id, prev_hash = head_hash, body = NULL,
+            hash = sha256(head_hash || int8send(head_id) || NEW.body)
+        WHERE id = NEW.id;
+    RETURN NULL;
 END
 $$
 """
@@ -88,19 +94,21 @@ def upgrade() -> None:
             server_default=sa.text("'{}'::jsonb"),
             nullable=False,
         ),
-        sa.Column("prev_hash", sa.LargeBinary(), nullable=False),
-        sa.Column("hash", sa.LargeBinary(), nullable=False),
+        sa.Column("prev_hash", sa.LargeBinary(), nullable=True),
+        sa.Column("hash", sa.LargeBinary(), nullable=True),
+        sa.Column("body", sa.LargeBinary(), nullable=True),
         sa.CheckConstraint(
-            "octet_length(prev_hash) = 32", name=op.f("ck_audit_entries_prev_hash_size")
+            "CASE WHEN id > 0 THEN octet_length(prev_hash) = 32 AND octet_length(hash) = 32 "
+            "AND body IS NULL ELSE prev_hash IS NULL AND hash IS NULL AND body IS NOT NULL END",
+            name=op.f("ck_audit_entries_sealed"),
         ),
-        sa.CheckConstraint("octet_length(hash) = 32", name=op.f("ck_audit_entries_hash_size")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_entries")),
         sa.UniqueConstraint("hash", name=op.f("uq_audit_entries_hash")),
     )
     op.create_index("ix_audit_entries_actor_id_id", "audit_entries", ["actor_id", "id"])
     op.create_index("ix_audit_entries_resource_id", "audit_entries", ["resource", "id"])
     op.execute(_REFUSE)
-    op.execute(_APPEND)
+    op.execute(_SEAL)
     op.execute(
         "CREATE TRIGGER audit_entries_no_change BEFORE UPDATE OR DELETE ON audit_entries "
         "FOR EACH ROW EXECUTE FUNCTION audit_entries_append_only()"
@@ -109,13 +117,14 @@ def upgrade() -> None:
         "CREATE TRIGGER audit_entries_no_truncate BEFORE TRUNCATE ON audit_entries "
         "FOR EACH STATEMENT EXECUTE FUNCTION audit_entries_append_only()"
     )
+    op.execute(
+        "CREATE CONSTRAINT TRIGGER audit_entries_seal AFTER INSERT ON audit_entries "
+        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION audit_entries_seal()"
+    )
 
 
 def downgrade() -> None:
-    op.execute(
-        "DROP FUNCTION audit_append(timestamptz, uuid, varchar, varchar, audit_action, text, "
-        "jsonb, bytea)"
-    )
     op.drop_table("audit_entries")  # its triggers go with it
+    op.execute("DROP FUNCTION audit_entries_seal()")
     op.execute("DROP FUNCTION audit_entries_append_only()")
     op.execute("DROP TYPE audit_action")

@@ -2,19 +2,18 @@
 
 Repositories `note` what they change (the resource, the changed fields) on the session; the
 unit of work calls `append_for` just before COMMIT, which turns the RPC's notes into exactly one
-entry (docgate.audit has the rules). docgate encodes the entry's body first; then one statement,
-the database function `audit_append` (migration 0007_audit), takes a transaction-scoped
-advisory lock, reads the chain head (in a snapshot taken after the lock), and inserts the next
-entry with its id, prev_hash and hash. The lock is held from there to COMMIT, with no client
-round trip in between but the COMMIT itself. A change that rolls back takes its entry with it;
-one that commits has it.
+entry (docgate.audit has the rules). docgate encodes the entry's body and inserts it unsealed;
+at COMMIT the deferred trigger `audit_entries_seal` (migration 0007_audit) takes a
+transaction-scoped advisory lock, reads the chain head (in a snapshot taken after the lock) and
+gives the entry the next id, its prev_hash and hash. Writers thus queue for the chain only
+inside COMMIT, for no client round trip. A change that rolls back takes its entry with it; one
+that commits has it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -29,8 +28,11 @@ __all__ = ["Action", "append_for", "fields", "note"]
 NOTES: Final = "docgate.audit_notes"  # the session.info key
 # The advisory lock audit_append takes ("docgaudt"; written into the migration's function).
 CHAIN_LOCK: Final = 0x646F_6367_6175_6474
+# One entry per transaction, so the transaction's id makes a unique placeholder id.
 _APPEND = text(
-    "SELECT audit_append(:time, :actor_id, :request_id, :method, "
+    "INSERT INTO audit_entries "
+    "(id, time, actor_id, request_id, method, action, resource, changes, body) "
+    "VALUES (-txid_current(), :time, :actor_id, :request_id, :method, "
     "CAST(:action AS audit_action), :resource, CAST(:changes AS jsonb), :body)"
 )
 
@@ -67,7 +69,8 @@ def _entry(method: str, notes: list[Note]) -> tuple[Action, str, dict[str, Any]]
 
 
 async def append_for(session: AsyncSession, actor_id: Any) -> Entry | None:
-    """The RPC's entry, appended to the chain (nothing outside an RPC: see docs/security.md)."""
+    """Insert the RPC's entry, unsealed (nothing outside an RPC or a CLI command); COMMIT
+    seals it (its id and hashes are known only then)."""
     method = calls.current_method()
     if method is None:
         return None
@@ -89,5 +92,5 @@ async def append_for(session: AsyncSession, actor_id: Any) -> Entry | None:
         "changes": json.dumps(changes),
         "body": audit.body(entry),
     }
-    entry_id = await connection.scalar(_APPEND, values)
-    return replace(entry, id=entry_id)
+    await connection.execute(_APPEND, values)
+    return entry

@@ -268,13 +268,16 @@ class Template(Base):
 
 class AuditEntry(Base):
     """One entry of the audit trail (docgate.audit): append-only, a trigger refuses UPDATE,
-    DELETE and TRUNCATE. No foreign keys: an entry outlives the user and the resource it
-    names."""
+    DELETE and TRUNCATE of a sealed entry (migration 0007_audit). No foreign keys: an entry
+    outlives the user and the resource it names."""
 
     __tablename__ = "audit_entries"
     __table_args__ = (
-        CheckConstraint("octet_length(prev_hash) = 32", name="prev_hash_size"),
-        CheckConstraint("octet_length(hash) = 32", name="hash_size"),
+        CheckConstraint(
+            "CASE WHEN id > 0 THEN octet_length(prev_hash) = 32 AND octet_length(hash) = 32 "
+            "AND body IS NULL ELSE prev_hash IS NULL AND hash IS NULL AND body IS NOT NULL END",
+            name="sealed",
+        ),
         Index("ix_audit_entries_actor_id_id", "actor_id", "id"),
         Index("ix_audit_entries_resource_id", "resource", "id"),
     )
@@ -289,5 +292,8 @@ class AuditEntry(Base):
     )
     resource: Mapped[str] = mapped_column(Text)
     changes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
-    prev_hash: Mapped[bytes] = mapped_column(LargeBinary)
-    hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    # NULL only while unsealed: inside the writing transaction, until its COMMIT seals it.
+    prev_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    hash: Mapped[bytes | None] = mapped_column(LargeBinary, unique=True)
+    # docgate.audit.body, handed to the sealing trigger; NULL once sealed.
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)

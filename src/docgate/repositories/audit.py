@@ -50,7 +50,7 @@ def _like_prefix(value: str) -> str:
 
 
 def _filtered(query: AuditQuery) -> Select[Any]:
-    stmt = select(_TABLE)
+    stmt = select(_TABLE).where(_TABLE.c.id > 0)  # sealed (all that others can see)
     if query.actor_id is not None:
         stmt = stmt.where(_TABLE.c.actor_id == query.actor_id)
     if query.resource is not None:
