@@ -7,7 +7,7 @@ PROTOS := $(wildcard proto/docgate/v1/*.proto)
 GEN    := generated/docgate/v1
 PYDIRS := src tests alembic scripts $(wildcard bench)
 
-.PHONY: install run test lint format protos check-protos migrate bench clean
+.PHONY: install run test lint format protos check-protos migrate bench bench-writes clean
 
 # (Re)install when the venv is missing or pyproject.toml changed since the last install.
 $(STAMP): pyproject.toml
@@ -54,6 +54,10 @@ check-protos: install
 
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Write throughput with the audit trail against the code at BEFORE (default main).
+bench-writes: install
+	$(BIN)/python -m bench.writes --ref $(or $(BEFORE),main) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .protos-check .pytest_cache .mypy_cache .ruff_cache

@@ -9,7 +9,7 @@ delivers a notification when the transaction commits, and only then, to every se
 listening at that moment; identical ones in one transaction are sent once.
 
 Revision ID: 0008_principal_notify
-Revises: 0005
+Revises: 0007_audit
 Create Date: 2026-12-01 11:40:00+00:00
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0008_principal_notify"
-down_revision: str | None = "0005"
+down_revision: str | None = "0007_audit"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -34,6 +34,7 @@ from docgate.repositories import principal_cache
 from docgate.repositories.principal_cache import PrincipalCache
 from docgate.repositories.principals import confirm_caller
 from docgate.services.access import AccessService
+from docgate.services.audit import AuditService
 from docgate.services.documents import DocumentService
 from docgate.services.projects import ProjectService
 from docgate.services.roles import RoleService
@@ -42,6 +43,8 @@ from docgate.tokens import TokenVerifier, page_token_key
 from docgate.v1 import (
     access_pb2,
     access_pb2_grpc,
+    audit_pb2,
+    audit_pb2_grpc,
     documents_pb2,
     documents_pb2_grpc,
     projects_pb2,
@@ -96,6 +99,7 @@ def _services(uow: UnitOfWork, settings: Settings) -> tuple[ServiceBinding, ...]
         bind(UserService(uow), users_pb2, users_pb2_grpc, "UserService"),
         bind(ProjectService(uow, settings), projects_pb2, projects_pb2_grpc, "ProjectService"),
         bind(AccessService(uow), access_pb2, access_pb2_grpc, "AccessService"),
+        bind(AuditService(uow), audit_pb2, audit_pb2_grpc, "AuditService"),
     )
 
 

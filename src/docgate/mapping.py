@@ -3,6 +3,7 @@ database values."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -10,7 +11,7 @@ from typing import Any, Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from docgate.v1 import access_pb2, documents_pb2, projects_pb2, roles_pb2, users_pb2
+from docgate.v1 import access_pb2, audit_pb2, documents_pb2, projects_pb2, roles_pb2, users_pb2
 
 
 def timestamp(value: datetime) -> Timestamp:
@@ -255,3 +256,33 @@ def configuration_access(
         roles=roles,
         user_active=user_active,
     )
+
+
+def _json_scalar(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def audit_entry(row: DocumentRow) -> audit_pb2.AuditEntry:
+    """An audit_entries row (its action a docgate.audit.Action) as the API's AuditEntry."""
+    changes = [
+        audit_pb2.FieldChange(
+            field=name,
+            values_recorded=bool(values),
+            old_value=_json_scalar(values["old"]) if values else "",
+            new_value=_json_scalar(values["new"]) if values else "",
+        )
+        for name, values in sorted(row["changes"].items())
+    ]
+    entry = audit_pb2.AuditEntry(
+        id=row["id"],
+        actor_id="" if row["actor_id"] is None else str(row["actor_id"]),
+        request_id=row["request_id"] or "",
+        method=row["method"],
+        action=audit_pb2.AuditAction.Value("AUDIT_ACTION_" + row["action"].name),
+        resource=row["resource"],
+        changes=changes,
+        prev_hash=bytes(row["prev_hash"]).hex(),
+        hash=bytes(row["hash"]).hex(),
+    )
+    _set_timestamp(entry.time, row["time"])
+    return entry

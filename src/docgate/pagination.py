@@ -160,6 +160,7 @@ class KeyKind(Enum):
     UUID = "uuid"
     TIMESTAMP = "timestamp"  # microseconds since the epoch: exact, unlike a float
     NUMBER = "number"
+    INTEGER = "integer"  # bigint ids: exact, unlike NUMBER's float
 
     def write(self, value: Any) -> JsonScalar:
         if self is KeyKind.TIMESTAMP:
@@ -168,6 +169,8 @@ class KeyKind(Enum):
             return str(value)
         if self is KeyKind.NUMBER:
             return float(value)
+        if self is KeyKind.INTEGER:
+            return int(value)
         return str(value)
 
     def read(self, value: Any) -> Any:
@@ -177,6 +180,8 @@ class KeyKind(Enum):
             return _EPOCH + value * _MICROSECOND
         if self is KeyKind.NUMBER and type(value) in (int, float) and _finite(value):
             return float(value)
+        if self is KeyKind.INTEGER and type(value) is int and abs(value) < 2**63:
+            return value
         if self is KeyKind.UUID and isinstance(value, str):
             try:
                 return uuid.UUID(value)

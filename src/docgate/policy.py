@@ -104,6 +104,7 @@ RPC_ACCESS: Mapping[str, Access] = {
     _ACCESS + "ExplainDocumentAccess": Access.SELF_OR_ADMIN,
     _ACCESS + "ExplainProjectAccess": Access.SELF_OR_ADMIN,
     _ACCESS + "ExplainConfigurationAccess": Access.SELF_OR_ADMIN,
+    "/docgate.v1.AuditService/ListAuditEntries": Access.ADMIN,
 }
 
 # Served without a token: standard infrastructure, never docgate data.

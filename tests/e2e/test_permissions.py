@@ -86,6 +86,7 @@ ADMIN_ONLY = {
     },
     "UserService": {"CreateUser", "ListUsers", "UpdateUser", "DeleteUser"},
     "ProjectService": {"CreateTemplate", "UpdateTemplate", "DeleteTemplate"},
+    "AuditService": {"ListAuditEntries"},
 }
 CALLERS = ("anonymous", "free_user", "paid_user", "admin")
 # The request field naming the user a SELF_OR_ADMIN RPC is about.

@@ -11,7 +11,7 @@ from docgate.db import migrations
 
 TABLES = {
     "users", "roles", "user_roles", "documents", "configurations", "role_configurations",
-    "projects", "feedback", "templates",
+    "projects", "feedback", "templates", "audit_entries",
 }  # fmt: skip
 
 

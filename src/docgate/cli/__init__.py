@@ -1,4 +1,4 @@
-"""docgate command line: serve, migrate, users, roles, token.
+"""docgate command line: serve, migrate, users, roles, token, audit.
 
 Every anticipated failure is one line on stderr that names the thing (``docgate: role "editor"
 not found``) and no traceback: exit 1 when docgate refused or could not do it (a domain
@@ -20,7 +20,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from docgate import logs, runtime
-from docgate.cli import admin, migrate, serve
+from docgate.cli import admin, audit, migrate, serve
 from docgate.cli.parser import build_parser
 from docgate.config import ENV_PREFIX, Settings
 from docgate.db.migrations import MigrationsNotFound
@@ -76,6 +76,9 @@ def _run(args: object, settings: Settings) -> None:
     elif command == "migrate":
         action, revision, yes = args.action, args.revision, args.yes  # type: ignore[attr-defined]
         asyncio.run(migrate.run(settings, action, revision, yes))
+    elif command == "audit":
+        since = getattr(args, "since", None)
+        asyncio.run(audit.run(settings, args.action, since))  # type: ignore[attr-defined]
     else:
         asyncio.run(admin.run(settings, args))  # type: ignore[arg-type]
 
@@ -96,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(error).splitlines()[0], 2)
     except DocgateError as error:
         return _fail(error.message, 1)
-    except migrate.Declined as error:
+    except (migrate.Declined, audit.ChainBroken) as error:
         return _fail(str(error), 1)
     except UNREACHABLE as error:
         return _fail(_unreachable(error, settings), 1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
@@ -99,6 +100,31 @@ def _users(sub: Commands) -> None:
     deactivate.add_argument("user", help="user id or username")
 
 
+def _time(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 time") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _audit(sub: Commands) -> None:
+    trail = sub.add_parser(
+        "audit", help="verify or export the audit trail", description="Read the audit trail."
+    )
+    actions = trail.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _command(
+        actions, "verify",
+        "walk the hash chain: print the count and the head hash, or name the first entry "
+        "that does not verify and exit 1",
+    )  # fmt: skip
+    export = _command(actions, "export", "write the entries as JSON Lines on stdout")
+    export.add_argument(
+        "--since", type=_time, default=None,
+        help="only entries at or after this ISO 8601 time (UTC without an offset)",
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="docgate",
@@ -130,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--yes", action="store_true", help="downgrade: drop tables or columns without asking"
     )
     _users(sub)
+    _audit(sub)
     roles = sub.add_parser("roles", help="list roles", description="Inspect roles.")
     roles_actions = roles.add_subparsers(dest="action", required=True, metavar="ACTION")
     _command(roles_actions, "list", "list every role with its description (tab-separated)")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Computed,
@@ -24,10 +26,11 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import TSVECTOR, UUID
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from docgate.audit import Action
 from docgate.policy import ProjectState
 
 NAMING_CONVENTION = {
@@ -261,3 +264,36 @@ class Template(Base):
     update_time: Mapped[datetime] = _now()
     # Bumped on every change; the etag is derived from it.
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+
+
+class AuditEntry(Base):
+    """One entry of the audit trail (docgate.audit): append-only, a trigger refuses UPDATE,
+    DELETE and TRUNCATE of a sealed entry (migration 0007_audit). No foreign keys: an entry
+    outlives the user and the resource it names."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (
+        CheckConstraint(
+            "CASE WHEN id > 0 THEN octet_length(prev_hash) = 32 AND octet_length(hash) = 32 "
+            "AND body IS NULL ELSE prev_hash IS NULL AND hash IS NULL AND body IS NOT NULL END",
+            name="sealed",
+        ),
+        Index("ix_audit_entries_actor_id_id", "actor_id", "id"),
+        Index("ix_audit_entries_resource_id", "resource", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    method: Mapped[str] = mapped_column(String(200))
+    action: Mapped[Action] = mapped_column(
+        Enum(Action, name="audit_action", values_callable=lambda e: [m.value for m in e])
+    )
+    resource: Mapped[str] = mapped_column(Text)
+    changes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    # NULL only while unsealed: inside the writing transaction, until its COMMIT seals it.
+    prev_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    hash: Mapped[bytes | None] = mapped_column(LargeBinary, unique=True)
+    # docgate.audit.body, handed to the sealing trigger; NULL once sealed.
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -46,6 +47,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
+from docgate.db import audit
 from docgate.db.consistency import ReplicaFailed, current_call, lsn_from_pg
 from docgate.db.errors import database_errors
 from docgate.db.replicas import ReadReplicas
@@ -75,6 +77,11 @@ def page_tokens(session: AsyncSession | Session) -> PageTokens:
     if not isinstance(tokens, PageTokens):
         raise RuntimeError("a session not opened by docgate's unit of work")
     return tokens
+
+
+def _actor(session: AsyncSession) -> uuid.UUID | None:
+    principal = session.info.get(PRINCIPAL)
+    return principal.user_id if isinstance(principal, Principal) else None
 
 
 @dataclass
@@ -292,11 +299,17 @@ class UnitOfWork:
                 await self._confirm(connection, session)
                 yield session
                 await session.flush()
+                await audit.append_for(session, _actor(session))  # last: holds the chain lock
             finally:
                 scope.in_transaction = False
         if self._after_commit is not None:  # reached only when the COMMIT succeeded
             self._after_commit(session)
         await _record_commit(connection)
+
+    async def audit_read(self, resource: str) -> None:
+        """Leave the ADMIN_BYPASS_READ entry of an admin read that used the bypass."""
+        async with self.transaction() as session:
+            audit.note(session, resource, action=audit.Action.ADMIN_BYPASS_READ)
 
     async def _confirm(self, connection: AsyncConnection, session: AsyncSession) -> None:
         """First thing in an RPC's write transaction: the caller, whose roles the edge read at

@@ -211,7 +211,7 @@ class CallInterceptor(ServerInterceptor):
         state = _Call(request_id)
         if method.metrics is not None:
             method.metrics.started.inc()
-        return state, (bind_request_id(request_id), _current_call.set(state))
+        return state, (bind_request_id(request_id, method.path), _current_call.set(state))
 
     @staticmethod
     def _end(tokens: tuple[Any, Any]) -> None:

@@ -16,20 +16,20 @@ from __future__ import annotations
 import logging
 import random
 import re
-from contextvars import ContextVar, Token
+from contextvars import Token
 from typing import Any
+
+from docgate import calls
+from docgate.calls import current_request_id
 
 HEADER = "x-request-id"
 _WELL_FORMED = re.compile(r"[A-Za-z0-9._-]{1,128}")
 # Shown for records logged outside any RPC (start-up, shutdown, the health watcher).
 NO_REQUEST = "-"
 
-_request_id: ContextVar[str | None] = ContextVar("docgate_request_id", default=None)
-
-
-def current_request_id() -> str | None:
-    """The id of the RPC running in this context, if any."""
-    return _request_id.get()
+# The ContextVar lives in the leaf docgate.calls, so the layers below the edge can read it.
+_request_id = calls.request_id
+__all__ = ["current_request_id"]
 
 
 def request_id_from(metadata: Any) -> str:
@@ -42,13 +42,15 @@ def request_id_from(metadata: Any) -> str:
     return f"{random.getrandbits(128):032x}"
 
 
-def bind_request_id(request_id: str) -> Token[str | None]:
-    """Make ``request_id`` the current call's (undo with `reset_request_id`)."""
-    return _request_id.set(request_id)
+def bind_request_id(request_id: str, method: str) -> tuple[Token[str | None], Token[str | None]]:
+    """Make ``request_id`` and ``method`` the current call's (docgate.calls; the audit trail
+    stamps its entries with both). Undo with `reset_request_id`."""
+    return _request_id.set(request_id), calls.method.set(method)
 
 
-def reset_request_id(token: Token[str | None]) -> None:
-    _request_id.reset(token)
+def reset_request_id(tokens: tuple[Token[str | None], Token[str | None]]) -> None:
+    _request_id.reset(tokens[0])
+    calls.method.reset(tokens[1])
 
 
 class RequestIdFilter(logging.Filter):

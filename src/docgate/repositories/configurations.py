@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from docgate import mapping, pagination
+from docgate.db import audit
 from docgate.db.models import Configuration
 from docgate.db.uow import page_tokens
 from docgate.errors import AlreadyExists, configuration_not_found
@@ -47,6 +48,7 @@ class ConfigurationRepository:
             raise AlreadyExists(
                 "a configuration with that name already exists", reason="CONFIGURATION_EXISTS"
             )
+        audit.note(self._session, f"configurations/{row.id}", audit.fields(name=(None, name)))
         return mapping.configuration(**row._asdict())
 
     async def list_page(
@@ -69,6 +71,7 @@ class ConfigurationRepository:
 
     async def delete(self, configuration_id: uuid.UUID) -> None:
         """Grants go with it (ON DELETE CASCADE)."""
+        audit.note(self._session, f"configurations/{configuration_id}")
         stmt = (
             delete(Configuration)
             .where(Configuration.id == configuration_id)

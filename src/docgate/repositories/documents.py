@@ -15,11 +15,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from docgate import mapping, pagination, policy
+from docgate.db import audit
 from docgate.db.filtering import SHOW_DELETED
 from docgate.db.models import Document
 from docgate.db.uow import page_tokens, principal_of
@@ -123,6 +124,26 @@ def _within(
     return documents, size
 
 
+# The non-content fields whose old values an update's audit entry shows.
+_AUDITED: Final = (
+    Document.title,
+    Document.is_public,
+    Document.requires_paid_access,
+    Document.project_id,
+)
+
+
+def _note_created(session: AsyncSession, doc_id: uuid.UUID, new: NewDocument) -> None:
+    changes = audit.fields(
+        title=(None, new.title),
+        content=(None, None),
+        is_public=(None, new.is_public),
+        requires_paid_access=(None, new.requires_paid_access),
+        project_id=(None, new.project_id),
+    )
+    audit.note(session, f"documents/{doc_id}", changes)
+
+
 class DocumentRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -147,6 +168,7 @@ class DocumentRepository:
         conn = await self._session.connection()
         row = (await conn.execute(stmt.returning(*READ_COLUMNS))).first()
         if row is not None:
+            _note_created(self._session, row.id, new)
             return mapping.document(row._mapping)
         # A racing first call won: its row is committed and visible to this statement.
         assert new.request_id is not None
@@ -168,6 +190,7 @@ class DocumentRepository:
         if row is None:
             return None
         _check_replay(row, request_hash)
+        audit.note(self._session, f"documents/{row.id}", audit.fields(replayed=(None, True)))
         return mapping.document(row._mapping)
 
     async def get(self, doc_id: uuid.UUID, *, show_deleted: bool) -> documents_pb2.Document:
@@ -254,11 +277,14 @@ class DocumentRepository:
     async def update(
         self, doc_id: uuid.UUID, changes: Mapping[str, Any], version: int | None
     ) -> documents_pb2.Document:
-        await self._lock_for_change(doc_id, version)
+        old = await self._lock_for_change(doc_id, version)
+        changed = {name: (getattr(old, name, None), new) for name, new in changes.items()}
+        audit.note(self._session, f"documents/{doc_id}", audit.fields(**changed))
         return await self._write(doc_id, {**changes, "update_time": func.now()})
 
     async def delete(self, doc_id: uuid.UUID, version: int | None) -> documents_pb2.Document:
         await self._lock_for_change(doc_id, version)
+        audit.note(self._session, f"documents/{doc_id}", audit.fields(is_deleted=(False, True)))
         changes = {"is_deleted": True, "delete_time": func.now(), "update_time": func.now()}
         return await self._write(doc_id, changes)
 
@@ -267,6 +293,7 @@ class DocumentRepository:
         locked = await self._lock(doc_id, show_deleted=True)
         if not locked.is_deleted:
             raise AlreadyExists("the document is not deleted", reason="DOCUMENT_NOT_DELETED")
+        audit.note(self._session, f"documents/{doc_id}", audit.fields(is_deleted=(True, False)))
         changes = {"is_deleted": False, "delete_time": None, "update_time": func.now()}
         return await self._write(doc_id, changes, show_deleted=True)
 
@@ -280,14 +307,14 @@ class DocumentRepository:
         )
         if (await self._session.execute(stmt)).first() is None:
             raise document_not_found()
+        audit.note(self._session, f"documents/{doc_id}")
 
-    async def _lock(
-        self, doc_id: uuid.UUID, *, show_deleted: bool = False
-    ) -> Row[uuid.UUID, int, bool]:
-        """The row's owner, version and state, locked; no explicit filter: the listener adds
-        the caller's policy, so a hidden row is simply not found."""
+    async def _lock(self, doc_id: uuid.UUID, *, show_deleted: bool = False) -> Any:
+        """The row's owner, version and state (and the fields an audit entry shows the old
+        values of), locked; no explicit filter: the listener adds the caller's policy, so a
+        hidden row is simply not found."""
         stmt = (
-            select(Document.owner_id, Document.version, Document.is_deleted)
+            select(Document.owner_id, Document.version, Document.is_deleted, *_AUDITED)
             .where(Document.id == doc_id)
             .with_for_update()
             .execution_options(**{SHOW_DELETED: show_deleted})
@@ -297,7 +324,7 @@ class DocumentRepository:
             raise document_not_found()
         return row
 
-    async def _lock_for_change(self, doc_id: uuid.UUID, version: int | None) -> None:
+    async def _lock_for_change(self, doc_id: uuid.UUID, version: int | None) -> Any:
         locked = await self._lock(doc_id)
         if not policy.may_modify_document(self._principal, locked.owner_id):
             raise PermissionDenied(_MAY_NOT_MODIFY, reason="NOT_DOCUMENT_OWNER")
@@ -311,6 +338,7 @@ class DocumentRepository:
                 "the document changed since that etag was read; read it again",
                 reason="ETAG_MISMATCH",
             )
+        return locked
 
     async def _write(
         self, doc_id: uuid.UUID, changes: Mapping[str, Any], *, show_deleted: bool = False

@@ -13,6 +13,7 @@ from sqlalchemy import Table, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from docgate import mapping, pagination
+from docgate.db import audit
 from docgate.db.models import Feedback, Project
 from docgate.db.uow import page_tokens, principal_of
 from docgate.errors import FailedPrecondition, PermissionDenied, feedback_not_found
@@ -52,6 +53,8 @@ class FeedbackRepository:
         }
         stmt = _FEEDBACK.insert().values(values).returning(*_FEEDBACK.c)
         row = (await self._session.execute(stmt)).mappings().one()
+        changes = audit.fields(content=(None, None), score=(None, score))
+        audit.note(self._session, f"projects/{project_id}/feedback/{row['id']}", changes)
         return mapping.feedback(row)
 
     async def list(
@@ -90,4 +93,5 @@ class FeedbackRepository:
             raise PermissionDenied(
                 "only its author or an admin may delete feedback", reason="NOT_FEEDBACK_AUTHOR"
             )
+        audit.note(self._session, f"feedback/{feedback_id}")
         await self._session.execute(delete(Feedback).where(Feedback.id == feedback_id))

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from docgate import mapping, policy
+from docgate.db import audit
 from docgate.db.models import Configuration, RoleConfiguration, UserRole
 from docgate.errors import InvalidArgument
 from docgate.repositories.configurations import CONFIGURATION_COLUMNS, require_configuration
@@ -43,6 +44,8 @@ class GrantRepository:
         granted_by: uuid.UUID,
     ) -> roles_pb2.ConfigurationGrant:
         """Insert or refresh the grant; granted_by and granted_at always come from the server."""
+        changes = audit.fields(access_level=(None, access_level), expires_at=(None, expires_at))
+        audit.note(self._session, f"roles/{role}/configurations/{configuration_id}", changes)
         rid = await role_id(self._session, role)
         await require_configuration(self._session, configuration_id)
         if expires_at is not None:
@@ -72,6 +75,7 @@ class GrantRepository:
 
     async def revoke(self, role: str, configuration_id: uuid.UUID) -> None:
         """Idempotent, like RevokeRole; an unknown role or configuration is NOT_FOUND."""
+        audit.note(self._session, f"roles/{role}/configurations/{configuration_id}")
         rid = await role_id(self._session, role)
         await require_configuration(self._session, configuration_id)
         await self._session.execute(

@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from docgate import mapping, pagination
+from docgate.db import audit
 from docgate.db.models import Role, User, UserRole
 from docgate.db.uow import page_tokens
 from docgate.errors import FailedPrecondition, user_not_found
@@ -57,6 +58,7 @@ class MembershipRepository:
 
     async def assign(self, user_id: uuid.UUID, role: str) -> roles_pb2.RoleMembership:
         """Idempotent: ON CONFLICT DO NOTHING, so racing duplicates leave one row."""
+        audit.note(self._session, f"users/{user_id}/roles/{role}")
         rid = await role_id(self._session, role)
         stmt = (
             pg_insert(UserRole)
@@ -77,6 +79,7 @@ class MembershipRepository:
 
     async def revoke(self, user_id: uuid.UUID, role: str) -> None:
         """Idempotent; refuses to take admin from the last active admin."""
+        audit.note(self._session, f"users/{user_id}/roles/{role}")
         rid = await role_id(self._session, role)
         await require_user(self._session, user_id)
         if role == ADMIN:

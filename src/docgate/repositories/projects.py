@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from docgate import mapping, pagination, policy
+from docgate.db import audit
 from docgate.db.models import Feedback, Project
 from docgate.db.uow import page_tokens, principal_of
 from docgate.errors import (
@@ -117,6 +118,8 @@ class ProjectRepository:
             if original.request_hash not in (None, request_hash) and request_hash is not None:
                 raise request_id_reused()
             project_id = original.id
+        changes = audit.fields(name=(None, name), description=(None, description))
+        audit.note(self._session, f"projects/{project_id}", changes)
         return await self.get(project_id)
 
     async def get(self, project_id: uuid.UUID, *, full: bool = False) -> projects_pb2.Project:
@@ -216,6 +219,9 @@ class ProjectRepository:
         self, project_id: uuid.UUID, changes: Mapping[str, str], version: int | None
     ) -> projects_pb2.Project:
         await self._changeable(project_id, version)
+        before = await self.get(project_id)
+        changed = {k: (getattr(before, k), v) for k, v in changes.items()}
+        audit.note(self._session, f"projects/{project_id}", audit.fields(**changed))
         await self._write(project_id, changes)
         return await self.get(project_id)
 
@@ -225,6 +231,8 @@ class ProjectRepository:
         row = await self._changeable(project_id, version)
         new = policy.next_state(change, row.state, row.archived_from)
         archived_from = row.state if new is ProjectState.ARCHIVED else None
+        changes = audit.fields(state=(row.state, new))
+        audit.note(self._session, f"projects/{project_id}", changes)
         await self._write(project_id, {"state": new, "archived_from": archived_from})
         return await self.get(project_id)
 
@@ -237,5 +245,6 @@ class ProjectRepository:
                 reason="PROJECT_NOT_DELETABLE",
                 metadata={"state": row.state.name},
             )
+        audit.note(self._session, f"projects/{project_id}")
         stmt = delete(Project).where(Project.id == project_id)
         await self._session.execute(stmt.execution_options(synchronize_session=False))

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from docgate import mapping, pagination
+from docgate.db import audit
 from docgate.db.models import Role
 from docgate.db.uow import page_tokens
 from docgate.errors import AlreadyExists, FailedPrecondition, role_not_found
@@ -62,6 +63,7 @@ class RoleRepository:
                 reason="ROLE_EXISTS",
                 metadata={"role": name},
             )
+        audit.note(self._session, f"roles/{name}", audit.fields(description=(None, description)))
         return mapping.role(**row._asdict())
 
     async def get(self, name: str) -> roles_pb2.Role:
@@ -84,6 +86,10 @@ class RoleRepository:
         )
 
     async def update_description(self, name: str, description: str) -> roles_pb2.Role:
+        old = await self._session.scalar(
+            select(Role.description).where(Role.name == name).with_for_update()
+        )
+        audit.note(self._session, f"roles/{name}", audit.fields(description=(old, description)))
         stmt = (
             update(Role)
             .where(Role.name == name)
@@ -110,4 +116,5 @@ class RoleRepository:
                 reason="BUILTIN_ROLE",
                 metadata={"role": name},
             )
+        audit.note(self._session, f"roles/{name}")
         await self._session.execute(delete(Role).where(Role.name == name))

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from docgate import mapping, pagination
+from docgate.db import audit
 from docgate.db.models import Template
 from docgate.db.uow import page_tokens
 from docgate.errors import Aborted, AlreadyExists, template_not_found
@@ -40,6 +41,8 @@ class TemplateRepository:
                 reason="TEMPLATE_EXISTS",
                 metadata={"template": values["name"]},
             )
+        changes = audit.fields(**{k: (None, v) for k, v in values.items() if k != "name"})
+        audit.note(self._session, f"templates/{values['name']}", changes)
         return mapping.template(row, with_body=True)
 
     async def get(self, name: str) -> projects_pb2.Template:
@@ -79,6 +82,9 @@ class TemplateRepository:
         self, name: str, changes: Mapping[str, Any], version: int | None
     ) -> projects_pb2.Template:
         await self._lock(name, version)
+        before = await self.get(name)
+        changed = {k: (getattr(before, k), v) for k, v in changes.items()}
+        audit.note(self._session, f"templates/{name}", audit.fields(**changed))
         stmt = (
             update(_TEMPLATES)
             .where(_TEMPLATES.c.name == name)
@@ -90,4 +96,5 @@ class TemplateRepository:
 
     async def delete(self, name: str, version: int | None) -> None:
         await self._lock(name, version)
+        audit.note(self._session, f"templates/{name}")
         await self._session.execute(delete(_TEMPLATES).where(_TEMPLATES.c.name == name))

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from docgate import mapping, pagination
+from docgate.db import audit
 from docgate.db.filtering import SHOW_DELETED
 from docgate.db.models import Document, Role, User, UserRole
 from docgate.db.prepared import PreparedQuery
@@ -78,6 +79,10 @@ class UserRepository:
             insert(User).values(username=username, email=email).returning(User.id)
         )
         assert user_id is not None
+        changes = audit.fields(
+            username=(None, username), email=(None, None), roles=(None, ",".join(sorted(roles)))
+        )
+        audit.note(self._session, f"users/{user_id}", changes)
         if ids:
             await self._session.execute(
                 insert(UserRole), [{"user_id": user_id, "role_id": rid} for rid in ids]
@@ -137,6 +142,7 @@ class UserRepository:
         await require_user(self._session, user_id)
         if is_active is False:
             await guard_last_admin(self._session, user_id)
+        await self._note_update(user_id, email, is_active)
         values: dict[str, Any] = {"update_time": func.now()}
         if email is not None:
             values["email"] = email
@@ -146,11 +152,25 @@ class UserRepository:
         await self._session.execute(stmt.execution_options(synchronize_session=False))
         return await self.get(user_id)
 
+    async def _note_update(
+        self, user_id: uuid.UUID, email: str | None, is_active: bool | None
+    ) -> None:
+        was_active = await self._session.scalar(
+            select(User.is_active).where(User.id == user_id).with_for_update()
+        )
+        changes = audit.fields(email=(None, None)) if email is not None else {}
+        if is_active is not None:
+            changes |= audit.fields(is_active=(was_active, is_active))
+        deactivated = was_active and is_active is False
+        action = audit.Action.USER_DEACTIVATED if deactivated else None
+        audit.note(self._session, f"users/{user_id}", changes, action)
+
     async def delete(self, user_id: uuid.UUID, *, force: bool) -> None:
         """Hard delete. Memberships cascade and grants they made keep granted_by NULL (FKs);
         documents (soft-deleted ones too) only go with ``force``."""
         await require_user(self._session, user_id)
         await guard_last_admin(self._session, user_id)
+        audit.note(self._session, f"users/{user_id}", audit.fields(force=(None, force)))
         # Every document of the owner, whatever its state: the caller is an admin, and
         # show_deleted makes the policy listener include soft-deleted rows.
         owned = Document.owner_id == user_id

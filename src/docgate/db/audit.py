@@ -1,0 +1,96 @@
+"""Writing the audit trail: in the transaction of the change it records, as its last statement.
+
+Repositories `note` what they change (the resource, the changed fields) on the session; the
+unit of work calls `append_for` just before COMMIT, which turns the RPC's notes into exactly one
+entry (docgate.audit has the rules). docgate encodes the entry's body and inserts it unsealed;
+at COMMIT the deferred trigger `audit_entries_seal` (migration 0007_audit) takes a
+transaction-scoped advisory lock, reads the chain head (in a snapshot taken after the lock) and
+gives the entry the next id, its prev_hash and hash. Writers thus queue for the chain only
+inside COMMIT, for no client round trip. A change that rolls back takes its entry with it; one
+that commits has it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from docgate import audit, calls
+from docgate.audit import Action, Entry, Note, Scalar
+
+__all__ = ["Action", "append_for", "fields", "note"]
+NOTES: Final = "docgate.audit_notes"  # the session.info key
+# The advisory lock audit_append takes ("docgaudt"; written into the migration's function).
+CHAIN_LOCK: Final = 0x646F_6367_6175_6474
+# One entry per transaction, so the transaction's id makes a unique placeholder id.
+_APPEND = text(
+    "INSERT INTO audit_entries "
+    "(id, time, actor_id, request_id, method, action, resource, changes, body) "
+    "VALUES (-txid_current(), :time, :actor_id, :request_id, :method, "
+    "CAST(:action AS audit_action), :resource, CAST(:changes AS jsonb), :body)"
+)
+
+
+def note(
+    session: AsyncSession | Session,
+    resource: str,
+    changes: Mapping[str, Mapping[str, Scalar]] | None = None,
+    action: Action | None = None,
+) -> None:
+    """Record that this transaction changes ``resource`` (written at commit, in one entry)."""
+    stored = {name: dict(values) for name, values in (changes or {}).items()}
+    session.info.setdefault(NOTES, []).append(Note(resource, stored, action))
+
+
+def fields(**values: tuple[Any, Any]) -> dict[str, dict[str, Scalar]]:
+    """``fields(title=(old, new), content=(None, None))``: the changed fields, secrets by name."""
+    return {name: audit.changed(name, old, new) for name, (old, new) in values.items()}
+
+
+def _entry(method: str, notes: list[Note]) -> tuple[Action, str, dict[str, Any]] | None:
+    """The action, resource and changes of the RPC's entry; None when it leaves none."""
+    bypassed = [n for n in notes if n.action is Action.ADMIN_BYPASS_READ]
+    allowed = audit.WRITES.get(method)
+    if allowed is None:
+        if bypassed and method in audit.BYPASS_READS:
+            return Action.ADMIN_BYPASS_READ, bypassed[0].resource, {}
+        raise audit.UnauditedWriteError(f"{method} wrote data but has no audit action")
+    action = next((n.action for n in notes if n.action in allowed), allowed[0])
+    changes: dict[str, Any] = {}
+    for n in notes:
+        changes.update(n.changes)
+    return action, (notes[0].resource if notes else ""), changes
+
+
+async def append_for(session: AsyncSession, actor_id: Any) -> Entry | None:
+    """Insert the RPC's entry, unsealed (nothing outside an RPC or a CLI command); COMMIT
+    seals it (its id and hashes are known only then)."""
+    method = calls.current_method()
+    if method is None:
+        return None
+    decided = _entry(method, session.info.get(NOTES, []))
+    if decided is None:
+        return None
+    action, resource, changes = decided
+    connection = await session.connection()
+    time = await connection.scalar(select(func.now()))  # the transaction's: not under the lock
+    assert isinstance(time, datetime)
+    entry = Entry(0, time, actor_id, calls.current_request_id(), method, action, resource, changes)
+    values = {
+        "time": time,
+        "actor_id": actor_id,
+        "request_id": entry.request_id,
+        "method": method,
+        "action": action.value,
+        "resource": resource,
+        "changes": json.dumps(changes),
+        "body": audit.body(entry),
+    }
+    await connection.execute(_APPEND, values)
+    return entry
