@@ -205,18 +205,38 @@ def _nothing(cls: Any, caller: Any) -> ColumnElement[bool]:
     return false()
 
 
-def _free(cls: Any, caller: Any) -> ColumnElement[bool]:
-    return and_(
-        cls.is_deleted == false(),
-        or_(
-            cls.owner_id == caller,
-            and_(cls.is_public == true(), cls.requires_paid_access == false()),
+#
+# FREE and PAID are written as two disjoint arms, the caller's own documents and everyone
+# else's shared ones, whose OR is the rule: Core reads run each arm as its own UNION ALL branch,
+# served by its own index (the owner's index, or the partial index of shared documents), and
+# the ORM listener applies their OR.
+def _free_arms(cls: Any, caller: Any) -> tuple[ColumnElement[bool], ...]:
+    not_deleted = cls.is_deleted == false()
+    return (
+        and_(not_deleted, cls.owner_id == caller),
+        and_(
+            not_deleted,
+            cls.is_public == true(),
+            cls.requires_paid_access == false(),
+            cls.owner_id != caller,
         ),
     )
 
 
+def _paid_arms(cls: Any, caller: Any) -> tuple[ColumnElement[bool], ...]:
+    not_deleted = cls.is_deleted == false()
+    return (
+        and_(not_deleted, cls.owner_id == caller),
+        and_(not_deleted, cls.is_public == true(), cls.owner_id != caller),
+    )
+
+
+def _free(cls: Any, caller: Any) -> ColumnElement[bool]:
+    return or_(*_free_arms(cls, caller))
+
+
 def _paid(cls: Any, caller: Any) -> ColumnElement[bool]:
-    return and_(cls.is_deleted == false(), or_(cls.owner_id == caller, cls.is_public == true()))
+    return or_(*_paid_arms(cls, caller))
 
 
 def _admin(cls: Any, caller: Any) -> ColumnElement[bool]:
@@ -237,9 +257,23 @@ _RULES: Mapping[Audience, Callable[[Any, Any], ColumnElement[bool]]] = {
 }
 
 
+_ARMS: Mapping[Audience, Callable[[Any, Any], tuple[ColumnElement[bool], ...]]] = {
+    Audience.FREE: _free_arms,
+    Audience.PAID: _paid_arms,
+}
+
+
 def document_predicate(who: Audience, cls: Any, caller: Any) -> ColumnElement[bool]:
     """The visibility clause for ``who`` on ``cls`` (Core statements, prepared statements)."""
     return _RULES[who](cls, caller)
+
+
+def document_arms(who: Audience, cls: Any, caller: Any) -> tuple[ColumnElement[bool], ...]:
+    """The same rule as `document_predicate`, as disjoint clauses whose OR it is (one clause
+    for the audiences whose rule has no OR); Core page and count statements run one UNION ALL
+    branch per clause."""
+    arms = _ARMS.get(who)
+    return arms(cls, caller) if arms is not None else (_RULES[who](cls, caller),)
 
 
 def document_visibility(principal: Principal | None, *, show_deleted: bool = False) -> Visibility:

@@ -25,6 +25,7 @@ from sqlalchemy import insert
 from docgate.bootstrap import App
 from docgate.db.models import Document, Role, UserRole
 from docgate.principal import SYSTEM, acting_as
+from docgate.repositories import document_statements
 from tests.conformance.support import DEADLINE, Stub, answer, fails
 from tests.support import TestUser, make_user, unique
 
@@ -210,11 +211,18 @@ async def _check_list(stub: Stub, caller: Caller, docs: list[Doc], owner_ids: li
 
 async def _check_search(stub: Stub, caller: Caller, docs: list[Doc], owner_ids: list[uuid.UUID],
                         word: str) -> None:  # fmt: skip
-    expected = {str(d.id) for d in docs if caller.sees(d, owner_ids)}
-    for size in (1, 0):
-        request = pb.SearchDocumentsRequest(query=word, page_size=size)
-        ids, _ = await _pages(stub, caller.user.metadata, request, "SearchDocuments")
-        assert len(ids) == len(set(ids)) and set(ids) == expected
+    """Newest first (create_time, id descending), through both of Search's statements: a window
+    of one row sends nearly every page to the GIN statement, a window larger than the database
+    serves every full page from the index range."""
+    visible = [d for d in docs if caller.sees(d, owner_ids)]
+    expected = [str(d.id) for d in sorted(visible, key=lambda d: (d.create, d.id), reverse=True)]
+    for window in (1, 10**6):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(document_statements, "SEARCH_WINDOW", window)
+            for size in (1, 2, 0):
+                request = pb.SearchDocumentsRequest(query=word, page_size=size)
+                ids, _ = await _pages(stub, caller.user.metadata, request, "SearchDocuments")
+                assert ids == expected, (window, size)
 
 
 @pytest.mark.usefixtures("custom_roles")

@@ -19,23 +19,30 @@ from typing import Any, Final
 import asyncpg
 from sqlalchemy import (
     BigInteger,
-    Boolean,
+    Column,
     ColumnElement,
     Integer,
     Select,
     String,
     Table,
     Text,
+    and_,
     any_,
     bindparam,
     case,
+    false,
     func,
     literal_column,
+    or_,
     select,
+    true,
     tuple_,
+    union_all,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, REAL, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BinaryExpression, BooleanClauseList, False_, True_
 
 from docgate import policy
 from docgate.db.models import Document, Role, UserRole
@@ -95,14 +102,30 @@ def visible_to(principal: Principal, *, show_deleted: bool = False) -> ColumnEle
     takes effect at once.
     """
     who = policy.audience(principal, show_deleted=show_deleted)
-    return _predicate(policy.document_predicate, who)
+    return _predicate(policy.document_arms, who)
+
+
+def visible_arms(principal: Principal, *, show_deleted: bool = False) -> Arms:
+    """The same predicate as `visible_to`, as policy.document_arms's disjoint clauses (their
+    OR is the predicate): page and count statements run one UNION ALL branch per clause."""
+    who = policy.audience(principal, show_deleted=show_deleted)
+    return _arms(policy.document_arms, who)
+
+
+Arms = tuple[ColumnElement[bool], ...]
+
+
+@lru_cache(maxsize=64)
+def _arms(build: Callable[[policy.Audience, Any, Any], Arms], who: policy.Audience) -> Arms:
+    return build(who, COLUMNS, CALLER_ID)
 
 
 @lru_cache(maxsize=64)
 def _predicate(
-    build: Callable[[policy.Audience, Any, Any], ColumnElement[bool]], who: policy.Audience
+    build: Callable[[policy.Audience, Any, Any], Arms], who: policy.Audience
 ) -> ColumnElement[bool]:
-    return build(who, COLUMNS, CALLER_ID)
+    arms = _arms(build, who)
+    return arms[0] if len(arms) == 1 else or_(*arms)
 
 
 class DocumentQuery:
@@ -121,6 +144,12 @@ class DocumentQuery:
         values[CALLER_ID.key] = principal.user_id
         params = {name: value for name, value in values.items() if name in self._names}
         return await self._query.fetch(await session.connection(), **params)
+
+    async def estimate(self, session: AsyncSession, principal: Principal, **values: Any) -> int:
+        """The planner's estimate of how many rows the statement returns (EXPLAIN, not run)."""
+        values[CALLER_ID.key] = principal.user_id
+        params = {name: value for name, value in values.items() if name in self._names}
+        return await self._query.estimate(await session.connection(), **params)
 
 
 @lru_cache(maxsize=64)
@@ -147,11 +176,37 @@ def sizes_of_many(visible: ColumnElement[bool]) -> DocumentQuery:
     return DocumentQuery(select(*lengths).where(COLUMNS.id == any_(ids), visible))
 
 
-def _filter(name: str) -> ColumnElement[bool]:
+# The boolean filters are part of a statement's shape (literals, not parameters): an arm they
+# contradict (is_public=false against the shared documents' arm) is left out of the statement,
+# and the planner matches the rest to the partial indexes even in a generic plan.
+BOOLEAN_FILTERS: Final = frozenset({"is_public", "requires_paid_access"})
+# A filter as it shapes a statement: (name, its value for a boolean filter, else None).
+Shape = frozenset[tuple[str, bool | None]]
+# ListDocuments total_size is counted exactly up to this many documents; above, it is the
+# planner's estimate (never below TOTAL_EXACT_UP_TO + 1).
+TOTAL_EXACT_UP_TO: Final = 1000
+# SearchDocuments first looks for a page among the caller's SEARCH_WINDOW newest visible
+# documents after the page token (an index range); only when that window holds less than a
+# page does it collect every match after the token through the GIN index.
+SEARCH_WINDOW: Final = 1000
+WINDOW: Final = "window"
+CAP: Final = "cap"
+
+
+def filter_shape(filters: Mapping[str, Any]) -> tuple[Shape, dict[str, Any]]:
+    """The statement shape of these filters, and the values it binds (the non-boolean ones)."""
+    shape = frozenset(
+        (name, bool(value) if name in BOOLEAN_FILTERS else None) for name, value in filters.items()
+    )
+    values = {name: value for name, value in filters.items() if name not in BOOLEAN_FILTERS}
+    return shape, values
+
+
+def _filter(name: str, value: bool | None) -> ColumnElement[bool]:
     if name in ("owner_id", "project_id"):
         return COLUMNS[name] == bindparam(name, type_=UUID(as_uuid=True))  # type: ignore[no-any-return]
-    if name in ("is_public", "requires_paid_access"):
-        return COLUMNS[name] == bindparam(name, type_=Boolean)  # type: ignore[no-any-return]
+    if name in BOOLEAN_FILTERS:
+        return COLUMNS[name] == (true() if value else false())  # type: ignore[no-any-return]
     # owner_role: documents whose owner holds the role.
     holders = (
         select(UserRole.user_id)
@@ -161,58 +216,144 @@ def _filter(name: str) -> ColumnElement[bool]:
     return COLUMNS.owner_id.in_(holders)  # type: ignore[no-any-return]
 
 
-def _after(sort: ColumnElement[Any], descending: bool) -> ColumnElement[bool]:
+def _fixed(arm: ColumnElement[bool]) -> dict[str, bool]:
+    """The boolean columns ``arm`` fixes to a constant (``is_public = true`` and the like)."""
+    conjunction = isinstance(arm, BooleanClauseList) and arm.operator is operators.and_
+    terms = arm.clauses if conjunction else (arm,)
+    fixed: dict[str, bool] = {}
+    for term in terms:
+        if isinstance(term, BinaryExpression) and term.operator is operators.eq:
+            left, right = term.left, term.right
+            if isinstance(left, Column) and isinstance(right, True_ | False_):
+                fixed[left.key] = isinstance(right, True_)
+    return fixed
+
+
+def _arms_for(arms: Arms, shape: Shape) -> Arms:
+    """The arms a boolean filter does not contradict, each with the filters added."""
+    kept: list[ColumnElement[bool]] = []
+    for arm in arms:
+        fixed = _fixed(arm)
+        if any(v is not None and fixed.get(n, v) != v for n, v in shape):
+            continue
+        kept.append(and_(arm, *(_filter(n, v) for n, v in sorted(shape, key=str))))
+    return tuple(kept)
+
+
+def _after(sort: Any, ident: Any, descending: bool) -> ColumnElement[bool]:
     """Strictly after the previous page's last (sort value, id), in the page order."""
-    keys = tuple_(sort, COLUMNS.id)
+    keys = tuple_(sort, ident)
     bound = tuple_(
         bindparam(AFTER_VALUE, type_=sort.type), bindparam(AFTER_ID, type_=COLUMNS.id.type)
     )
     return keys < bound if descending else keys > bound
 
 
-def _page_columns(order: tuple[Any, ...]) -> tuple[Any, ...]:
-    """READ_COLUMNS, with the content only of rows whose running byte total (title + content
-    + overhead, in page order) is within the BUDGET parameter, and that total: a page never
-    reads past its response budget, at one window aggregate over rows the scan reads anyway
-    (octet_length reads a stored text's header, not its body)."""
+def _order(source: Any, column: str, descending: bool) -> tuple[Any, Any]:
+    sort, ident = source[column], source["id"]
+    return (sort.desc(), ident.desc()) if descending else (sort.asc(), ident.asc())
+
+
+def _page_columns(source: Any, order: tuple[Any, ...]) -> tuple[Any, ...]:
+    """READ_COLUMNS of ``source`` (the table's columns, or a subquery's), with the content only
+    of rows whose running byte total (title + content + overhead, in page order) is within the
+    BUDGET parameter, and that total: a page never reads past its response budget, at one
+    window aggregate over rows the scan reads anyway (octet_length reads a stored text's
+    header, not its body)."""
     overhead = literal_column(str(ROW_OVERHEAD), type_=Integer)
-    sizes = func.octet_length(COLUMNS.title) + func.octet_length(COLUMNS.content) + overhead
+    sizes = func.octet_length(source.title) + func.octet_length(source.content) + overhead
     running = func.sum(sizes).over(order_by=order, rows=(None, 0))
     within = running <= bindparam(BUDGET, type_=BigInteger)
-    content = case((within, COLUMNS.content), else_=literal_column("''")).label("content")
-    others = tuple(column for column in READ_COLUMNS if column is not COLUMNS.content)
+    content = case((within, source.content), else_=literal_column("''")).label("content")
+    others = tuple(source[column.key] for column in READ_COLUMNS if column is not COLUMNS.content)
     return (*others, content, running.label("running_bytes"))
 
 
-@lru_cache(maxsize=1024)
-def list_page(
-    visible: ColumnElement[bool], order_by: str, filters: frozenset[str], after: bool
-) -> DocumentQuery:
+def _ordered_union(
+    arms: Arms, column: str, descending: bool, after: bool, limit: str, extra: tuple[Any, ...] = ()
+) -> Any:
+    """The first ``limit`` rows visible through ``arms`` in the order: each arm is an index
+    range of its own (ORDER BY … LIMIT per arm), merged; a subquery with READ_COLUMNS."""
+    columns = (*READ_COLUMNS, *extra)
+    limit_param = bindparam(limit, type_=Integer)
+    branches = []
+    for arm in arms or (false(),):
+        stmt = select(*columns).where(arm)
+        if after:
+            stmt = stmt.where(_after(COLUMNS[column], COLUMNS.id, descending))
+        branches.append(stmt.order_by(*_order(COLUMNS, column, descending)).limit(limit_param))
+    if len(branches) == 1:
+        return branches[0].subquery("visible")
+    merged = union_all(*branches).subquery("arms")
+    return (
+        select(merged)
+        .order_by(*_order(merged.c, column, descending))
+        .limit(limit_param)
+        .subquery("visible")
+    )
+
+
+@lru_cache(maxsize=4096)
+def list_page(arms: Arms, order_by: str, shape: Shape, after: bool) -> DocumentQuery:
     column, descending = ORDER_BY[order_by]
-    sort = COLUMNS[column]
-    order = (sort.desc(), COLUMNS.id.desc()) if descending else (sort.asc(), COLUMNS.id.asc())
-    stmt = select(*_page_columns(order)).where(visible, *(_filter(f) for f in sorted(filters)))
-    if after:
-        stmt = stmt.where(_after(sort, descending))
-    return DocumentQuery(stmt.order_by(*order).limit(bindparam(LIMIT, type_=Integer)))
+    rows = _ordered_union(_arms_for(arms, shape), column, descending, after, LIMIT)
+    order = _order(rows.c, column, descending)
+    stmt = select(*_page_columns(rows.c, order)).order_by(*order)
+    return DocumentQuery(stmt)
 
 
 @lru_cache(maxsize=1024)
-def list_count(visible: ColumnElement[bool], filters: frozenset[str]) -> DocumentQuery:
-    where = (visible, *(_filter(f) for f in sorted(filters)))
-    return DocumentQuery(select(func.count()).select_from(DOCUMENTS).where(*where))
+def list_count(arms: Arms, shape: Shape) -> DocumentQuery:
+    """How many documents, counted up to CAP + 1 per arm (an arm stops there)."""
+    cap = bindparam(CAP, type_=Integer)
+    branches = [select(COLUMNS.id).where(arm).limit(cap) for arm in _arms_for(arms, shape)]
+    if not branches:
+        branches = [select(COLUMNS.id).where(false())]
+    counted = (union_all(*branches) if len(branches) > 1 else branches[0]).subquery("counted")
+    return DocumentQuery(select(func.count()).select_from(counted))
+
+
+@lru_cache(maxsize=1024)
+def list_estimate(arms: Arms, shape: Shape) -> DocumentQuery:
+    """The statement whose row estimate (EXPLAIN) stands for a total above the exact range."""
+    where = _arms_for(arms, shape)
+    return DocumentQuery(select(COLUMNS.id).where(or_(*where) if where else false()))
+
+
+def _tsquery() -> Any:
+    return func.websearch_to_tsquery(
+        literal_column("'simple'::regconfig"), bindparam(QUERY, type_=Text)
+    )
 
 
 @lru_cache(maxsize=512)
-def search_page(visible: ColumnElement[bool], after: bool) -> DocumentQuery:
-    """Ranked by ts_rank (descending), ties by id (descending), over the GIN-indexed vector."""
-    tsquery = func.websearch_to_tsquery(
-        literal_column("'simple'::regconfig"), bindparam(QUERY, type_=Text)
+def search_window(arms: Arms, after: bool) -> DocumentQuery:
+    """Matches among the SEARCH_WINDOW newest visible documents after the token, newest
+    first: an index range per arm, read lazily, so a common word reads about a page."""
+    rows = _ordered_union(arms, "create_time", True, after, WINDOW, (COLUMNS.search,))
+    order = _order(rows.c, "create_time", True)
+    stmt = (
+        select(*_page_columns(rows.c, order))
+        .where(rows.c.search.bool_op("@@")(_tsquery()))
+        .order_by(*order)
+        .limit(bindparam(LIMIT, type_=Integer))
     )
-    rank = func.ts_rank(COLUMNS.search, tsquery, type_=REAL).label("rank")
-    order = (rank.desc(), COLUMNS.id.desc())
-    columns = (*_page_columns((rank.element.desc(), COLUMNS.id.desc())), rank)
-    stmt = select(*columns).where(COLUMNS.search.bool_op("@@")(tsquery), visible)
+    return DocumentQuery(stmt)
+
+
+@lru_cache(maxsize=512)
+def search_matches(arms: Arms, after: bool) -> DocumentQuery:
+    """Every visible match after the token, through the GIN index (a materialized CTE keeps
+    the planner from walking the time index instead), newest first."""
+    visible = arms[0] if len(arms) == 1 else or_(*arms)
+    matches = select(*READ_COLUMNS).where(COLUMNS.search.bool_op("@@")(_tsquery()), visible)
     if after:
-        stmt = stmt.where(_after(rank, descending=True))
-    return DocumentQuery(stmt.order_by(*order).limit(bindparam(LIMIT, type_=Integer)))
+        matches = matches.where(_after(COLUMNS.create_time, COLUMNS.id, True))
+    found = matches.cte("matches").prefix_with("MATERIALIZED")
+    order = _order(found.c, "create_time", True)
+    stmt = (
+        select(*_page_columns(found.c, order))
+        .order_by(*order)
+        .limit(bindparam(LIMIT, type_=Integer))
+    )
+    return DocumentQuery(stmt)
