@@ -58,7 +58,9 @@ class PreparedQuery:
         args = self._args(params)
         async with _driver(conn) as driver:
             plan = await driver.fetchval(f"EXPLAIN (FORMAT JSON) {self.sql}", *args)
-        return int(json.loads(plan)[0]["Plan"]["Plan Rows"])
+        # SQLAlchemy's asyncpg dialect installs a json codec; a bare connection returns text.
+        document = json.loads(plan) if isinstance(plan, str) else plan
+        return int(document[0]["Plan"]["Plan Rows"])
 
     async def fetchrow(self, conn: AsyncConnection, **params: Any) -> asyncpg.Record | None:
         args = self._args(params)

@@ -191,18 +191,46 @@ TOTAL_EXACT_UP_TO: Final = 1000
 SEARCH_WINDOW: Final = 1000
 WINDOW: Final = "window"
 CAP: Final = "cap"
+# owner_role held by at most this many users is bound as the array of its holders (HOLDERS) and
+# read as one index range per holder, merged (a rare role among many owners would otherwise be
+# a walk of the whole time index); a role held by more is the IN (holders) filter on the
+# page-order scan, which then meets a holder's document often.
+FEW_HOLDERS: Final = 16
+HOLDERS: Final = "holders"
+_HOLDERS_FORM: Final = ("owner_role", True)
 
 
-def filter_shape(filters: Mapping[str, Any]) -> tuple[Shape, dict[str, Any]]:
-    """The statement shape of these filters, and the values it binds (the non-boolean ones)."""
+def filter_shape(
+    filters: Mapping[str, Any], holders: Sequence[Any] | None = None
+) -> tuple[Shape, dict[str, Any]]:
+    """The statement shape of these filters, and the values it binds (the non-boolean ones).
+    ``holders``: owner_role's holders when they are few (the per-holder form), else None."""
     shape = frozenset(
         (name, bool(value) if name in BOOLEAN_FILTERS else None) for name, value in filters.items()
     )
     values = {name: value for name, value in filters.items() if name not in BOOLEAN_FILTERS}
+    if holders is not None and "owner_role" in values:
+        shape = (shape - {("owner_role", None)}) | {_HOLDERS_FORM}
+        del values["owner_role"]
+        values[HOLDERS] = list(holders)
     return shape, values
 
 
+@lru_cache(maxsize=1)
+def role_holders() -> DocumentQuery:
+    """Up to LIMIT holders of the role named by the owner_role parameter."""
+    stmt = (
+        select(UserRole.user_id)
+        .join(Role, Role.id == UserRole.role_id)
+        .where(Role.name == bindparam("owner_role", type_=String))
+        .limit(bindparam(LIMIT, type_=Integer))
+    )
+    return DocumentQuery(stmt)
+
+
 def _filter(name: str, value: bool | None) -> ColumnElement[bool]:
+    if (name, value) == _HOLDERS_FORM:
+        return true()  # the per-holder form joins the holders instead (_per_holder)
     if name in ("owner_id", "project_id"):
         return COLUMNS[name] == bindparam(name, type_=UUID(as_uuid=True))  # type: ignore[no-any-return]
     if name in BOOLEAN_FILTERS:
@@ -269,25 +297,51 @@ def _page_columns(source: Any, order: tuple[Any, ...]) -> tuple[Any, ...]:
     return (*others, content, running.label("running_bytes"))
 
 
+def _per_holder(
+    arm: ColumnElement[bool], columns: tuple[Any, ...], limit: Any, order: tuple[Any, ...] | None
+) -> Any:
+    """``arm`` as one branch per holder of the owner_role (the HOLDERS array): a lateral index
+    range per holder (in ``order``, up to ``limit`` rows each), their union."""
+    holders = func.unnest(bindparam(HOLDERS, type_=ARRAY(UUID(as_uuid=True))))
+    holder = holders.table_valued("owner").render_derived(name="holder")
+    per_owner = select(*columns).where(arm, COLUMNS.owner_id == holder.c.owner)
+    if order is not None:
+        per_owner = per_owner.order_by(*order)
+    ranged = per_owner.limit(limit).lateral("per_holder")
+    return select(*ranged.c).select_from(holder.join(ranged, true()))
+
+
 def _ordered_union(
-    arms: Arms, column: str, descending: bool, after: bool, limit: str, extra: tuple[Any, ...] = ()
+    arms: Arms,
+    column: str,
+    descending: bool,
+    after: bool,
+    limit: str,
+    extra: tuple[Any, ...] = (),
+    per_holder: bool = False,
 ) -> Any:
     """The first ``limit`` rows visible through ``arms`` in the order: each arm is an index
-    range of its own (ORDER BY … LIMIT per arm), merged; a subquery with READ_COLUMNS."""
+    range of its own (ORDER BY … LIMIT per arm; per holder of the owner_role in the per-holder
+    form), merged; a subquery with READ_COLUMNS."""
     columns = (*READ_COLUMNS, *extra)
     limit_param = bindparam(limit, type_=Integer)
+    order = _order(COLUMNS, column, descending)
     branches = []
     for arm in arms or (false(),):
-        stmt = select(*columns).where(arm)
         if after:
-            stmt = stmt.where(_after(COLUMNS[column], COLUMNS.id, descending))
-        branches.append(stmt.order_by(*_order(COLUMNS, column, descending)).limit(limit_param))
+            arm = and_(arm, _after(COLUMNS[column], COLUMNS.id, descending))
+        if per_holder:
+            merged = _per_holder(arm, columns, limit_param, order).subquery("holders")
+            stmt = select(merged).order_by(*_order(merged.c, column, descending))
+        else:
+            stmt = select(*columns).where(arm).order_by(*order)
+        branches.append(stmt.limit(limit_param))
     if len(branches) == 1:
         return branches[0].subquery("visible")
-    merged = union_all(*branches).subquery("arms")
+    union = union_all(*branches).subquery("arms")
     return (
-        select(merged)
-        .order_by(*_order(merged.c, column, descending))
+        select(union)
+        .order_by(*_order(union.c, column, descending))
         .limit(limit_param)
         .subquery("visible")
     )
@@ -296,7 +350,10 @@ def _ordered_union(
 @lru_cache(maxsize=4096)
 def list_page(arms: Arms, order_by: str, shape: Shape, after: bool) -> DocumentQuery:
     column, descending = ORDER_BY[order_by]
-    rows = _ordered_union(_arms_for(arms, shape), column, descending, after, LIMIT)
+    per_holder = _HOLDERS_FORM in shape
+    rows = _ordered_union(
+        _arms_for(arms, shape), column, descending, after, LIMIT, per_holder=per_holder
+    )
     order = _order(rows.c, column, descending)
     stmt = select(*_page_columns(rows.c, order)).order_by(*order)
     return DocumentQuery(stmt)
@@ -304,11 +361,15 @@ def list_page(arms: Arms, order_by: str, shape: Shape, after: bool) -> DocumentQ
 
 @lru_cache(maxsize=1024)
 def list_count(arms: Arms, shape: Shape) -> DocumentQuery:
-    """How many documents, counted up to CAP + 1 per arm (an arm stops there)."""
+    """How many documents, each arm (each holder's range, in the per-holder form) counted up
+    to the CAP parameter: a count past it stops there."""
     cap = bindparam(CAP, type_=Integer)
-    branches = [select(COLUMNS.id).where(arm).limit(cap) for arm in _arms_for(arms, shape)]
-    if not branches:
-        branches = [select(COLUMNS.id).where(false())]
+    branches = [
+        _per_holder(arm, (COLUMNS.id,), cap, None)
+        if _HOLDERS_FORM in shape
+        else select(COLUMNS.id).where(arm).limit(cap)
+        for arm in _arms_for(arms, shape)
+    ] or [select(COLUMNS.id).where(false())]
     counted = (union_all(*branches) if len(branches) > 1 else branches[0]).subquery("counted")
     return DocumentQuery(select(func.count()).select_from(counted))
 
@@ -317,7 +378,11 @@ def list_count(arms: Arms, shape: Shape) -> DocumentQuery:
 def list_estimate(arms: Arms, shape: Shape) -> DocumentQuery:
     """The statement whose row estimate (EXPLAIN) stands for a total above the exact range."""
     where = _arms_for(arms, shape)
-    return DocumentQuery(select(COLUMNS.id).where(or_(*where) if where else false()))
+    stmt = select(COLUMNS.id).where(or_(*where) if where else false())
+    if _HOLDERS_FORM in shape:
+        holders = bindparam(HOLDERS, type_=ARRAY(UUID(as_uuid=True)))
+        stmt = stmt.where(COLUMNS.owner_id == any_(holders))
+    return DocumentQuery(stmt)
 
 
 def _tsquery() -> Any:

@@ -206,7 +206,7 @@ class DocumentRepository:
         keyset, fingerprint = _KEYSETS[column], query.fingerprint()
         after = _after(keyset.start(page_tokens(self._session), query.page_token, fingerprint))
         arms = sql.visible_arms(self._principal, show_deleted=query.show_deleted)
-        shape, filters = sql.filter_shape(query.filters())
+        shape, filters = sql.filter_shape(query.filters(), await self._few_holders(query))
         page = sql.list_page(arms, query.order_by, shape, bool(after))
         limit = {sql.LIMIT: keyset.limit(query.page_size), sql.BUDGET: max_bytes}
         rows = await page.fetch(self._session, self._principal, **filters, **after, **limit)
@@ -224,6 +224,15 @@ class DocumentRepository:
         if query.include_total_size:
             response.total_size = await self._total_size(arms, shape, filters)
         return response
+
+    async def _few_holders(self, query: ListQuery) -> list[uuid.UUID] | None:
+        """The owner_role's holders when there are at most FEW_HOLDERS of them, else None."""
+        if query.owner_role is None:
+            return None
+        found = await sql.role_holders().fetch(
+            self._session, self._principal, owner_role=query.owner_role, limit=sql.FEW_HOLDERS + 1
+        )
+        return [row["user_id"] for row in found] if len(found) <= sql.FEW_HOLDERS else None
 
     async def _total_size(self, arms: sql.Arms, shape: sql.Shape, filters: dict[str, Any]) -> int:
         """Exact up to TOTAL_EXACT_UP_TO (each arm's count stops one past it); above, the
