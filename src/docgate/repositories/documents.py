@@ -225,7 +225,7 @@ class DocumentRepository:
             response.total_size = await self._total_size(arms, shape, filters)
         return response
 
-    async def _few_holders(self, query: ListQuery) -> list[uuid.UUID] | None:
+    async def _few_holders(self, query: ListQuery) -> Sequence[uuid.UUID] | None:
         """The owner_role's holders when there are at most FEW_HOLDERS of them, else None."""
         if query.owner_role is None:
             return None
