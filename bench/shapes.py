@@ -185,6 +185,23 @@ async def _database(server_url: str, name: str) -> str:
     return url
 
 
+# Each caller (and the "other" owner) also takes over the documents of this many more owners,
+# so that at the smaller size too their own documents fill a page (a shape whose page is short
+# at 10k and full at 1M would show the page's growth, not the query's).
+SHARE = 9
+_TAKE_OVER = """
+UPDATE documents SET owner_id = $1::uuid
+WHERE owner_id IN (SELECT id FROM users WHERE username = ANY($2::text[]))
+"""
+
+
+async def _concentrate(conn: asyncpg.Connection, owners: list[str]) -> None:
+    for n, owner in enumerate(owners):
+        names = [f"bench_owner_{100 + n * SHARE + i}" for i in range(SHARE)]
+        await conn.execute(_TAKE_OVER, owner, names, timeout=900)
+    await conn.execute("VACUUM ANALYZE documents", timeout=900)
+
+
 async def _prepare(url: str, size: int) -> tuple[list[Kind], World, float]:
     conn = await asyncpg.connect(url)
     try:
@@ -199,6 +216,7 @@ async def _prepare(url: str, size: int) -> tuple[list[Kind], World, float]:
             Kind("admin", by_role["admin"], "admin"),
             Kind("custom", custom, CUSTOM_ROLE),
         ]
+        await _concentrate(conn, [other, *(kind.caller.user_id for kind in kinds)])
         for kind in kinds:
             kind.targets = await database.visible_targets(conn, kind.caller)
     finally:
