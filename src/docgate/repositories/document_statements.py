@@ -198,22 +198,36 @@ CAP: Final = "cap"
 FEW_HOLDERS: Final = 16
 HOLDERS: Final = "holders"
 _HOLDERS_FORM: Final = ("owner_role", True)
+# In the per-holder form: the caller is one of the holders (HOLDERS then holds the others).
+_CALLER_HOLDS: Final = ("owner_role_caller", True)
+# owner_id filter naming the caller: the shared arm (owner_id != caller) is left out.
+_OWNER_IS_CALLER: Final = ("owner_id", True)
+# One UNION ALL branch: its WHERE clause, and whether it runs once per holder (HOLDERS).
+Branch = tuple[ColumnElement[bool], bool]
 
 
 def filter_shape(
-    filters: Mapping[str, Any], holders: Sequence[Any] | None = None
+    filters: Mapping[str, Any], holders: Sequence[Any] | None = None, caller: Any = None
 ) -> tuple[Shape, dict[str, Any]]:
     """The statement shape of these filters, and the values it binds (the non-boolean ones).
-    ``holders``: owner_role's holders when they are few (the per-holder form), else None."""
-    shape = frozenset(
+    ``holders``: owner_role's holders when they are few (the per-holder form), else None;
+    ``caller``: the caller's id (an owner_id filter or a holder that is the caller takes the
+    caller's own arm only)."""
+    shape = {
         (name, bool(value) if name in BOOLEAN_FILTERS else None) for name, value in filters.items()
-    )
+    }
     values = {name: value for name, value in filters.items() if name not in BOOLEAN_FILTERS}
+    if caller is not None and values.get("owner_id") == caller:
+        shape = (shape - {("owner_id", None)}) | {_OWNER_IS_CALLER}
+        del values["owner_id"]
     if holders is not None and "owner_role" in values:
         shape = (shape - {("owner_role", None)}) | {_HOLDERS_FORM}
         del values["owner_role"]
-        values[HOLDERS] = list(holders)
-    return shape, values
+        others = [holder for holder in holders if holder != caller]
+        if len(others) < len(holders):
+            shape.add(_CALLER_HOLDS)
+        values[HOLDERS] = others
+    return frozenset(shape), values
 
 
 @lru_cache(maxsize=1)
@@ -229,8 +243,10 @@ def role_holders() -> DocumentQuery:
 
 
 def _filter(name: str, value: bool | None) -> ColumnElement[bool]:
-    if (name, value) == _HOLDERS_FORM:
-        return true()  # the per-holder form joins the holders instead (_per_holder)
+    if (name, value) in (_HOLDERS_FORM, _CALLER_HOLDS):
+        return true()  # the per-holder form joins the holders instead (_branches)
+    if (name, value) == _OWNER_IS_CALLER:
+        return COLUMNS.owner_id == CALLER_ID  # type: ignore[no-any-return]
     if name in ("owner_id", "project_id"):
         return COLUMNS[name] == bindparam(name, type_=UUID(as_uuid=True))  # type: ignore[no-any-return]
     if name in BOOLEAN_FILTERS:
@@ -245,27 +261,41 @@ def _filter(name: str, value: bool | None) -> ColumnElement[bool]:
 
 
 def _fixed(arm: ColumnElement[bool]) -> dict[str, bool]:
-    """The boolean columns ``arm`` fixes to a constant (``is_public = true`` and the like)."""
+    """What ``arm`` fixes: boolean columns to a constant (``is_public = true``), and "owner_id"
+    to True for ``owner_id = caller`` or False for ``owner_id != caller``."""
     conjunction = isinstance(arm, BooleanClauseList) and arm.operator is operators.and_
     terms = arm.clauses if conjunction else (arm,)
     fixed: dict[str, bool] = {}
     for term in terms:
-        if isinstance(term, BinaryExpression) and term.operator is operators.eq:
-            left, right = term.left, term.right
-            if isinstance(left, Column) and isinstance(right, True_ | False_):
-                fixed[left.key] = isinstance(right, True_)
+        if not isinstance(term, BinaryExpression) or not isinstance(term.left, Column):
+            continue
+        left, right = term.left, term.right
+        if term.operator is operators.eq and isinstance(right, True_ | False_):
+            fixed[left.key] = isinstance(right, True_)
+        caller = getattr(right, "key", None) == CALLER_ID.key and left.key == "owner_id"
+        if caller and term.operator in (operators.eq, operators.ne):
+            fixed["owner_id"] = term.operator is operators.eq
     return fixed
 
 
-def _arms_for(arms: Arms, shape: Shape) -> Arms:
-    """The arms a boolean filter does not contradict, each with the filters added."""
-    kept: list[ColumnElement[bool]] = []
+def _branches(arms: Arms, shape: Shape) -> tuple[Branch, ...]:
+    """The arms a filter does not contradict, each with the filters added; in the per-holder
+    form an arm is a branch per other holder plus, when the caller holds the role, the
+    caller's own documents (so no branch asks for owner_id = caller and != caller at once)."""
+    found: list[Branch] = []
     for arm in arms:
         fixed = _fixed(arm)
-        if any(v is not None and fixed.get(n, v) != v for n, v in shape):
+        if any(v is not None and fixed.get(n, v) != v for n, v in shape if n != "owner_role"):
             continue
-        kept.append(and_(arm, *(_filter(n, v) for n, v in sorted(shape, key=str))))
-    return tuple(kept)
+        where = and_(arm, *(_filter(n, v) for n, v in sorted(shape, key=str)))
+        if _HOLDERS_FORM not in shape:
+            found.append((where, False))
+            continue
+        if fixed.get("owner_id") is not True:
+            found.append((where, True))
+        if _CALLER_HOLDS in shape and fixed.get("owner_id") is not False:
+            found.append((and_(where, COLUMNS.owner_id == CALLER_ID), False))
+    return tuple(found)
 
 
 def _after(sort: Any, ident: Any, descending: bool) -> ColumnElement[bool]:
@@ -312,33 +342,32 @@ def _per_holder(
 
 
 def _ordered_union(
-    arms: Arms,
+    branches: tuple[Branch, ...],
     column: str,
     descending: bool,
     after: bool,
     limit: str,
     extra: tuple[Any, ...] = (),
-    per_holder: bool = False,
 ) -> Any:
-    """The first ``limit`` rows visible through ``arms`` in the order: each arm is an index
-    range of its own (ORDER BY … LIMIT per arm; per holder of the owner_role in the per-holder
-    form), merged; a subquery with READ_COLUMNS."""
+    """The first ``limit`` rows of these branches in the order: each branch is an index range
+    of its own (ORDER BY … LIMIT per branch; per holder of the owner_role in a per-holder
+    branch), merged; a subquery with READ_COLUMNS."""
     columns = (*READ_COLUMNS, *extra)
     limit_param = bindparam(limit, type_=Integer)
     order = _order(COLUMNS, column, descending)
-    branches = []
-    for arm in arms or (false(),):
+    selects = []
+    for where, per_holder in branches or ((false(), False),):
         if after:
-            arm = and_(arm, _after(COLUMNS[column], COLUMNS.id, descending))
+            where = and_(where, _after(COLUMNS[column], COLUMNS.id, descending))
         if per_holder:
-            merged = _per_holder(arm, columns, limit_param, order).subquery("holders")
+            merged = _per_holder(where, columns, limit_param, order).subquery("holders")
             stmt = select(merged).order_by(*_order(merged.c, column, descending))
         else:
-            stmt = select(*columns).where(arm).order_by(*order)
-        branches.append(stmt.limit(limit_param))
-    if len(branches) == 1:
-        return branches[0].subquery("visible")
-    union = union_all(*branches).subquery("arms")
+            stmt = select(*columns).where(where).order_by(*order)
+        selects.append(stmt.limit(limit_param))
+    if len(selects) == 1:
+        return selects[0].subquery("visible")
+    union = union_all(*selects).subquery("arms")
     return (
         select(union)
         .order_by(*_order(union.c, column, descending))
@@ -350,10 +379,7 @@ def _ordered_union(
 @lru_cache(maxsize=4096)
 def list_page(arms: Arms, order_by: str, shape: Shape, after: bool) -> DocumentQuery:
     column, descending = ORDER_BY[order_by]
-    per_holder = _HOLDERS_FORM in shape
-    rows = _ordered_union(
-        _arms_for(arms, shape), column, descending, after, LIMIT, per_holder=per_holder
-    )
+    rows = _ordered_union(_branches(arms, shape), column, descending, after, LIMIT)
     order = _order(rows.c, column, descending)
     stmt = select(*_page_columns(rows.c, order)).order_by(*order)
     return DocumentQuery(stmt)
@@ -365,10 +391,10 @@ def list_count(arms: Arms, shape: Shape) -> DocumentQuery:
     to the CAP parameter: a count past it stops there."""
     cap = bindparam(CAP, type_=Integer)
     branches = [
-        _per_holder(arm, (COLUMNS.id,), cap, None)
-        if _HOLDERS_FORM in shape
-        else select(COLUMNS.id).where(arm).limit(cap)
-        for arm in _arms_for(arms, shape)
+        _per_holder(where, (COLUMNS.id,), cap, None)
+        if per_holder
+        else select(COLUMNS.id).where(where).limit(cap)
+        for where, per_holder in _branches(arms, shape)
     ] or [select(COLUMNS.id).where(false())]
     counted = (union_all(*branches) if len(branches) > 1 else branches[0]).subquery("counted")
     return DocumentQuery(select(func.count()).select_from(counted))
@@ -377,12 +403,12 @@ def list_count(arms: Arms, shape: Shape) -> DocumentQuery:
 @lru_cache(maxsize=1024)
 def list_estimate(arms: Arms, shape: Shape) -> DocumentQuery:
     """The statement whose row estimate (EXPLAIN) stands for a total above the exact range."""
-    where = _arms_for(arms, shape)
-    stmt = select(COLUMNS.id).where(or_(*where) if where else false())
-    if _HOLDERS_FORM in shape:
-        holders = bindparam(HOLDERS, type_=ARRAY(UUID(as_uuid=True)))
-        stmt = stmt.where(COLUMNS.owner_id == any_(holders))
-    return DocumentQuery(stmt)
+    holders = bindparam(HOLDERS, type_=ARRAY(UUID(as_uuid=True)))
+    where = [
+        and_(clause, COLUMNS.owner_id == any_(holders)) if per_holder else clause
+        for clause, per_holder in _branches(arms, shape)
+    ]
+    return DocumentQuery(select(COLUMNS.id).where(or_(*where) if where else false()))
 
 
 def _tsquery() -> Any:
@@ -395,7 +421,8 @@ def _tsquery() -> Any:
 def search_window(arms: Arms, after: bool) -> DocumentQuery:
     """Matches among the SEARCH_WINDOW newest visible documents after the token, newest
     first: an index range per arm, read lazily, so a common word reads about a page."""
-    rows = _ordered_union(arms, "create_time", True, after, WINDOW, (COLUMNS.search,))
+    branches = tuple((arm, False) for arm in arms)
+    rows = _ordered_union(branches, "create_time", True, after, WINDOW, (COLUMNS.search,))
     order = _order(rows.c, "create_time", True)
     stmt = (
         select(*_page_columns(rows.c, order))

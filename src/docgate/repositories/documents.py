@@ -206,7 +206,8 @@ class DocumentRepository:
         keyset, fingerprint = _KEYSETS[column], query.fingerprint()
         after = _after(keyset.start(page_tokens(self._session), query.page_token, fingerprint))
         arms = sql.visible_arms(self._principal, show_deleted=query.show_deleted)
-        shape, filters = sql.filter_shape(query.filters(), await self._few_holders(query))
+        holders = await self._few_holders(query)
+        shape, filters = sql.filter_shape(query.filters(), holders, self._principal.user_id)
         page = sql.list_page(arms, query.order_by, shape, bool(after))
         limit = {sql.LIMIT: keyset.limit(query.page_size), sql.BUDGET: max_bytes}
         rows = await page.fetch(self._session, self._principal, **filters, **after, **limit)
