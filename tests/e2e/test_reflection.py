@@ -133,7 +133,7 @@ async def test_grpcurl_lists_both_reflection_versions(server: RunningServer) -> 
         ),
         (
             "docgate.v1.DocumentService.SearchDocuments",
-            "// documents match. Narrow a common search with more words or \"phrases\".\n"
+            '// documents match. Narrow a common search with more words or "phrases".\n'
             "rpc SearchDocuments (",
         ),
         (
