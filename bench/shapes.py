@@ -185,10 +185,10 @@ async def _database(server_url: str, name: str) -> str:
     return url
 
 
-# Each caller (and the "other" owner) also takes over the documents of this many more owners,
+# Each caller (and the "other" owner) also takes over the documents of this many more owners
 # so that at the smaller size too their own documents fill a page (a shape whose page is short
 # at 10k and full at 1M would show the page's growth, not the query's).
-SHARE = 9
+SHARE = 49
 _TAKE_OVER = """
 UPDATE documents SET owner_id = $1::uuid
 WHERE owner_id IN (SELECT id FROM users WHERE username = ANY($2::text[]))
