@@ -76,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="load from h2load -c 4 -m 16 (C client, bench/h2load.py) instead of Python",
     )
+    parser.add_argument(
+        "--shapes",
+        action="store_true",
+        help="every read shape per caller kind at the smallest and largest --docs "
+        "(default 10k and 1M); exits 1 when one grows more than 3x (bench/shapes.py)",
+    )
     return parser
 
 
@@ -121,6 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGALRM, _abort)
     signal.alarm(args.max_seconds or (420 if args.quick else 1500))
     try:
+        if args.shapes:
+            from bench import shapes
+
+            results = args.results
+            results.mkdir(parents=True, exist_ok=True)
+            return shapes.run(args.docs or FULL_DOCS, results)
         run(options(args))
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)

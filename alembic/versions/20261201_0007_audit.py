@@ -10,7 +10,7 @@ disabling the trigger (which takes the table's owner) — and even then `docgate
 finds the edit.
 
 Revision ID: 0007_audit
-Revises: 0005
+Revises: 0006_document_shapes
 Create Date: 2026-12-01 11:30:00+00:00
 """
 
@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql
 from alembic import op
 
 revision: str = "0007_audit"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006_document_shapes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

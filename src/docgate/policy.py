@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, literal_column, or_, true
+from sqlalchemy import ColumnElement, and_, false, func, literal_column, not_, or_, true
 from sqlalchemy.sql.elements import False_, True_
 
 from docgate import validation
@@ -252,6 +252,33 @@ class RowPolicy:
                 break
         return _all([*gates, _any(paths)])
 
+    def arms(self, who: Any, cls: Any, caller: Any) -> tuple[ColumnElement[bool], ...]:
+        """The same rule as `predicate`, as disjoint clauses whose OR it is: one per path the
+        audience leaves open, each with the gates and the negation of the paths before it
+        (OWNER, then PUBLIC ∧ PAID_TIER ∧ not OWNER: the caller's own documents and everyone
+        else's shared ones). Core page and count statements run one UNION ALL branch per arm,
+        each served by its own index. A path the audience alone opens (ADMIN_BYPASS) covers
+        every other: one arm, the gates."""
+        gates = _all([gate.clause(who, cls, caller) for gate in self.gates])
+        if isinstance(gates, False_):
+            return (gates,)
+        opened: list[ColumnElement[bool]] = []
+        arms: list[ColumnElement[bool]] = []
+        for path in self.paths:
+            clauses: list[ColumnElement[bool]] = []
+            for rule in path:
+                clauses.append(rule.clause(who, cls, caller))
+                if isinstance(clauses[-1], False_):
+                    break
+            clause = _all(clauses)
+            if isinstance(clause, False_):
+                continue
+            if isinstance(clause, True_):
+                return (gates,)
+            arms.append(_all([gates, clause, *(not_(earlier) for earlier in opened)]))
+            opened.append(clause)
+        return tuple(arms) or (false(),)
+
     def decide(self, held: Mapping[str, bool]) -> bool:
         """The predicate's value, from the values of its rules."""
         return all(held[g.name] for g in self.gates) and any(
@@ -464,6 +491,13 @@ _RULES: Mapping[Audience, Callable[[Any, Any], ColumnElement[bool]]] = {
 def document_predicate(who: Audience, cls: Any, caller: Any) -> ColumnElement[bool]:
     """The visibility clause for ``who`` on ``cls`` (Core statements, prepared statements)."""
     return _RULES[who](cls, caller)
+
+
+def document_arms(who: Audience, cls: Any, caller: Any) -> tuple[ColumnElement[bool], ...]:
+    """The same rule as `document_predicate`, as disjoint clauses whose OR it is (one clause
+    for the audiences whose rule has no OR); Core page and count statements run one UNION ALL
+    branch per clause."""
+    return DOCUMENT_POLICY.arms(who, cls, caller)
 
 
 def document_visibility(principal: Principal | None, *, show_deleted: bool = False) -> Visibility:

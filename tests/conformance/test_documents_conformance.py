@@ -10,6 +10,7 @@ Search. Every call goes through the real gRPC server.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from sqlalchemy import insert
 from docgate.bootstrap import App
 from docgate.db.models import Document, Role, UserRole
 from docgate.principal import SYSTEM, acting_as
+from docgate.repositories import document_statements
 from tests.conformance.support import DEADLINE, Stub, answer, fails
 from tests.support import TestUser, make_user, unique
 
@@ -199,25 +201,35 @@ async def _check_list(stub: Stub, caller: Caller, docs: list[Doc], owner_ids: li
         fields = {k: v for k, v in filters.items() if k != "owner"}
         if "owner" in filters:
             fields["owner_id"] = str(owner_ids[filters["owner"]])
-        for order_by, (key, descending) in ORDERS.items():
+        # owner_role's two forms: its few holders' index ranges, or the IN filter on the scan.
+        for few, (order_by, (key, descending)) in itertools.product((16, 0), ORDERS.items()):
             expected = [str(d.id) for d in sorted(wanted, key=key, reverse=descending)]
-            for size in (1, 7, 0):
+            for size in (1, 7, 0) if few else (2,):
                 request = pb.ListDocumentsRequest(
                     owner_role=marker, order_by=order_by, page_size=size, show_deleted=show_deleted,
                     include_total_size=True, **fields,
                 )  # fmt: skip
-                ids, total = await _pages(stub, md, request, "ListDocuments")
-                assert ids == expected, (order_by, size, show_deleted, filters)
+                with pytest.MonkeyPatch.context() as patch:
+                    patch.setattr(document_statements, "FEW_HOLDERS", few)
+                    ids, total = await _pages(stub, md, request, "ListDocuments")
+                assert ids == expected, (order_by, size, show_deleted, filters, few)
                 assert total == len(expected)
 
 
 async def _check_search(stub: Stub, caller: Caller, docs: list[Doc], owner_ids: list[uuid.UUID],
                         word: str) -> None:  # fmt: skip
-    expected = {str(d.id) for d in docs if caller.sees(d, owner_ids)}
-    for size in (1, 0):
-        request = pb.SearchDocumentsRequest(query=word, page_size=size)
-        ids, _ = await _pages(stub, caller.user.metadata, request, "SearchDocuments")
-        assert len(ids) == len(set(ids)) and set(ids) == expected
+    """Newest first (create_time, id descending), through both of Search's statements: a window
+    of one row sends nearly every page to the GIN statement, a window larger than the database
+    serves every full page from the index range."""
+    visible = [d for d in docs if caller.sees(d, owner_ids)]
+    expected = [str(d.id) for d in sorted(visible, key=lambda d: (d.create, d.id), reverse=True)]
+    for window in (1, 10**6):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(document_statements, "SEARCH_WINDOW", window)
+            for size in (1, 2, 0):
+                request = pb.SearchDocumentsRequest(query=word, page_size=size)
+                ids, _ = await _pages(stub, caller.user.metadata, request, "SearchDocuments")
+                assert ids == expected, (window, size)
 
 
 async def _succeeds(call: Any) -> bool:

@@ -163,11 +163,12 @@ async def test_bad_order_by_is_invalid(app: App, stub: Stub) -> None:
     await stub.ListDocuments(ok, metadata=alice.metadata)
 
 
-async def test_search_ranks_and_pages_visible_documents(app: App, stub: Stub) -> None:
+async def test_search_pages_visible_documents_newest_first(app: App, stub: Stub) -> None:
     owner, free = await make_user(app, "paid_user"), await make_user(app, "free_user")
     word = unique("w")
-    strong = await create(stub, owner, title=f"{word} {word}", content=word, is_public=True)
-    weak = await create(stub, owner, title="other", content=f"{word} text", is_public=True)
+    # Newest first, however well each matches (the older one matches the word three times).
+    older = await create(stub, owner, title=f"{word} {word}", content=word, is_public=True)
+    newer = await create(stub, owner, title="other", content=f"{word} text", is_public=True)
     await create(stub, owner, title=word, is_public=True, requires_paid_access=True)
     await create(stub, owner, title=word)  # private
     found: list[str] = []
@@ -178,7 +179,7 @@ async def test_search_ranks_and_pages_visible_documents(app: App, stub: Stub) ->
         if not page.next_page_token:
             break
         request.page_token = page.next_page_token
-    assert found == [strong.id, weak.id]
+    assert found == [newer.id, older.id]
     owner_view = await stub.SearchDocuments(
         pb.SearchDocumentsRequest(query=word), metadata=owner.metadata
     )
@@ -186,7 +187,7 @@ async def test_search_ranks_and_pages_visible_documents(app: App, stub: Stub) ->
     quoted = await stub.SearchDocuments(
         pb.SearchDocumentsRequest(query=f'"{word} text" -nothing'), metadata=free.metadata
     )
-    assert [d.id for d in quoted.documents] == [weak.id]
+    assert [d.id for d in quoted.documents] == [newer.id]
 
 
 @pytest.mark.parametrize("query", ["", "   ", "a\x00b", "x" * 1001])

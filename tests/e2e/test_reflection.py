@@ -76,7 +76,10 @@ async def test_lists_services_and_serves_files_with_comments(
     documents = files["docgate/v1/documents.proto"]
     (service,) = (s for s in documents.service if s.name == "DocumentService")
     assert "GetDocument" in {m.name for m in service.method}
-    assert "Ranked full-text search over title and content." in _comments(documents)
+    assert any(
+        c.startswith("Full-text search over title and content; matches newest first")
+        for c in _comments(documents)
+    )
     users = _files(by_name)["docgate/v1/users.proto"]
     assert "UserService manages the people who call docgate." in _comments(users)
 
@@ -130,7 +133,8 @@ async def test_grpcurl_lists_both_reflection_versions(server: RunningServer) -> 
         ),
         (
             "docgate.v1.DocumentService.SearchDocuments",
-            "// Ranked full-text search over title and content.\nrpc SearchDocuments (",
+            '// documents match. Narrow a common search with more words or "phrases".\n'
+            "rpc SearchDocuments (",
         ),
         (
             "docgate.v1.Document",

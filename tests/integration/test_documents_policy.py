@@ -38,9 +38,10 @@ async def test_core_read_paths_take_their_predicate_from_the_policy_module(
 
     def deny_all(who: policy.Audience, cls: Any, caller: Any) -> Any:
         calls.append(who)
-        return false()
+        return (false(),)
 
-    monkeypatch.setattr(policy, "document_predicate", deny_all)
+    # document_arms is the rule as Core statements take it (document_predicate is their OR).
+    monkeypatch.setattr(policy, "document_arms", deny_all)
     await fails(stub.GetDocument(pb.GetDocumentRequest(id=doc.id), metadata=md),
                 grpc.StatusCode.NOT_FOUND)  # fmt: skip
     await fails(

@@ -246,7 +246,10 @@ class ListDocumentsResponse(_message.Message):
     TOTAL_SIZE_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     total_size: _builtins.int
-    """Only when include_total_size was set."""
+    """Only when include_total_size was set. Exact while it is at most 1,000; above that an
+    estimate (AIP-158) from PostgreSQL's statistics for the same filter, never below 1,001, so
+    the count costs the same at any table size. Treat a value above 1,000 as "about".
+    """
     @_builtins.property
     def documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___Document]: ...
     def __init__(

@@ -115,7 +115,9 @@ class DocumentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SearchDocuments(self, request, context):
-        """Ranked full-text search over title and content.
+        """Full-text search over title and content; matches newest first (create_time, then id,
+        descending), not by relevance: a keyset order, so a page costs about the same however many
+        documents match. Narrow a common search with more words or "phrases".
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -42,7 +42,10 @@ class DocumentServiceStub:
     """All or nothing: NOT_FOUND if any id is not visible. At most 100 ids."""
     ListDocuments: _grpc.UnaryUnaryMultiCallable[_documents_pb2.ListDocumentsRequest, _documents_pb2.ListDocumentsResponse]
     SearchDocuments: _grpc.UnaryUnaryMultiCallable[_documents_pb2.SearchDocumentsRequest, _documents_pb2.SearchDocumentsResponse]
-    """Ranked full-text search over title and content."""
+    """Full-text search over title and content; matches newest first (create_time, then id,
+    descending), not by relevance: a keyset order, so a page costs about the same however many
+    documents match. Narrow a common search with more words or "phrases".
+    """
     UpdateDocument: _grpc.UnaryUnaryMultiCallable[_documents_pb2.UpdateDocumentRequest, _documents_pb2.Document]
     """update_mask paths: title, content, is_public, requires_paid_access, or "*"."""
     DeleteDocument: _grpc.UnaryUnaryMultiCallable[_documents_pb2.DeleteDocumentRequest, _documents_pb2.Document]
@@ -65,7 +68,10 @@ class DocumentServiceAsyncStub(DocumentServiceStub):
     """All or nothing: NOT_FOUND if any id is not visible. At most 100 ids."""
     ListDocuments: _aio.UnaryUnaryMultiCallable[_documents_pb2.ListDocumentsRequest, _documents_pb2.ListDocumentsResponse]  # type: ignore[assignment]
     SearchDocuments: _aio.UnaryUnaryMultiCallable[_documents_pb2.SearchDocumentsRequest, _documents_pb2.SearchDocumentsResponse]  # type: ignore[assignment]
-    """Ranked full-text search over title and content."""
+    """Full-text search over title and content; matches newest first (create_time, then id,
+    descending), not by relevance: a keyset order, so a page costs about the same however many
+    documents match. Narrow a common search with more words or "phrases".
+    """
     UpdateDocument: _aio.UnaryUnaryMultiCallable[_documents_pb2.UpdateDocumentRequest, _documents_pb2.Document]  # type: ignore[assignment]
     """update_mask paths: title, content, is_public, requires_paid_access, or "*"."""
     DeleteDocument: _aio.UnaryUnaryMultiCallable[_documents_pb2.DeleteDocumentRequest, _documents_pb2.Document]  # type: ignore[assignment]
@@ -115,7 +121,10 @@ class DocumentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _documents_pb2.SearchDocumentsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_documents_pb2.SearchDocumentsResponse, _abc.Awaitable[_documents_pb2.SearchDocumentsResponse]]:
-        """Ranked full-text search over title and content."""
+        """Full-text search over title and content; matches newest first (create_time, then id,
+        descending), not by relevance: a keyset order, so a page costs about the same however many
+        documents match. Narrow a common search with more words or "phrases".
+        """
 
     @_abc_1.abstractmethod
     def UpdateDocument(

@@ -114,6 +114,20 @@ class Document(Base):
             "id",
             postgresql_where=text("project_id IS NOT NULL"),
         ),
+        # One index per policy arm and order (revision 0006_document_shapes): the caller's own
+        # documents by (owner_id, order column, id), shared ones by partial indexes over the
+        # public, not deleted documents.
+        Index("ix_documents_owner_id_update_time_id", "owner_id", "update_time", "id"),
+        Index("ix_documents_owner_id_title_id", "owner_id", "title", "id"),
+        *(
+            Index(
+                f"ix_documents_shared_{column}_id",
+                column,
+                "id",
+                postgresql_where=text("NOT is_deleted AND is_public"),
+            )
+            for column in ("create_time", "update_time", "title")
+        ),
         CheckConstraint("char_length(title) between 1 and 255", name="title_length"),
     )
 

@@ -12,6 +12,7 @@ caller's query: a missing or unexpected name raises before anything is sent.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -51,6 +52,15 @@ class PreparedQuery:
         async with _driver(conn) as driver:
             rows: Sequence[asyncpg.Record] = await driver.fetch(self.sql, *args)
         return rows
+
+    async def estimate(self, conn: AsyncConnection, **params: Any) -> int:
+        """The planner's row estimate for the statement with these values (EXPLAIN only)."""
+        args = self._args(params)
+        async with _driver(conn) as driver:
+            plan = await driver.fetchval(f"EXPLAIN (FORMAT JSON) {self.sql}", *args)
+        # SQLAlchemy's asyncpg dialect installs a json codec; a bare connection returns text.
+        document = json.loads(plan) if isinstance(plan, str) else plan
+        return int(document[0]["Plan"]["Plan Rows"])
 
     async def fetchrow(self, conn: AsyncConnection, **params: Any) -> asyncpg.Record | None:
         args = self._args(params)

@@ -45,7 +45,8 @@ _KEYSETS: Final = {
     "update_time": Keyset((KeyKind.TIMESTAMP, KeyKind.UUID)),
     "title": Keyset((KeyKind.TEXT, KeyKind.UUID)),
 }
-_SEARCH_KEYSET: Final = Keyset((KeyKind.NUMBER, KeyKind.UUID))
+_SEARCH_KEYSET: Final = Keyset((KeyKind.TIMESTAMP, KeyKind.UUID))
+_INT32_MAX: Final = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -227,9 +228,10 @@ class DocumentRepository:
         column, _ = sql.ORDER_BY[query.order_by]
         keyset, fingerprint = _KEYSETS[column], query.fingerprint()
         after = _after(keyset.start(page_tokens(self._session), query.page_token, fingerprint))
-        visible = sql.visible_to(self._principal, show_deleted=query.show_deleted)
-        filters = query.filters()
-        page = sql.list_page(visible, query.order_by, frozenset(filters), bool(after))
+        arms = sql.visible_arms(self._principal, show_deleted=query.show_deleted)
+        holders = await self._few_holders(query)
+        shape, filters = sql.filter_shape(query.filters(), holders, self._principal.user_id)
+        page = sql.list_page(arms, query.order_by, shape, bool(after))
         limit = {sql.LIMIT: keyset.limit(query.page_size), sql.BUDGET: max_bytes}
         rows = await page.fetch(self._session, self._principal, **filters, **after, **limit)
         documents, size = _within(rows, query.page_size, max_bytes)
@@ -244,31 +246,56 @@ class DocumentRepository:
             documents=documents[: len(kept)], next_page_token=next_token
         )
         if query.include_total_size:
-            count = sql.list_count(visible, frozenset(filters))
-            response.total_size = (await count.fetch(self._session, self._principal, **filters))[0][
-                0
-            ]
+            response.total_size = await self._total_size(arms, shape, filters)
         return response
+
+    async def _few_holders(self, query: ListQuery) -> Sequence[uuid.UUID] | None:
+        """The owner_role's holders when there are at most FEW_HOLDERS of them, else None."""
+        if query.owner_role is None:
+            return None
+        found = await sql.role_holders().fetch(
+            self._session, self._principal, owner_role=query.owner_role, limit=sql.FEW_HOLDERS + 1
+        )
+        return [row["user_id"] for row in found] if len(found) <= sql.FEW_HOLDERS else None
+
+    async def _total_size(self, arms: sql.Arms, shape: sql.Shape, filters: dict[str, Any]) -> int:
+        """Exact up to TOTAL_EXACT_UP_TO (each arm's count stops one past it); above, the
+        planner's estimate of the same filter, never below the exact range's end."""
+        cap = sql.TOTAL_EXACT_UP_TO + 1
+        count = sql.list_count(arms, shape)
+        counted = (await count.fetch(self._session, self._principal, **filters, cap=cap))[0][0]
+        if counted <= sql.TOTAL_EXACT_UP_TO:
+            return int(counted)
+        estimate = await sql.list_estimate(arms, shape).estimate(
+            self._session, self._principal, **filters
+        )
+        return min(max(estimate, cap), _INT32_MAX)
 
     async def search(
         self, text: str, page_size: int, page_token: str, max_bytes: int
     ) -> documents_pb2.SearchDocumentsResponse:
-        fingerprint = pagination.fingerprint("search", text)
+        """Newest matches first (create_time, id descending): a keyset order, so a page costs
+        about the same however many documents match (docgate.repositories.
+        document_statements.search_window)."""
+        fingerprint = pagination.fingerprint("search-newest", text)
         after = _after(_SEARCH_KEYSET.start(page_tokens(self._session), page_token, fingerprint))
-        search = sql.search_page(sql.visible_to(self._principal), bool(after))
-        values = {
-            sql.QUERY: text,
-            sql.LIMIT: _SEARCH_KEYSET.limit(page_size),
-            sql.BUDGET: max_bytes,
-        }
-        rows = await search.fetch(self._session, self._principal, **after, **values)
+        arms = sql.visible_arms(self._principal)
+        limit = _SEARCH_KEYSET.limit(page_size)
+        values = {sql.QUERY: text, sql.LIMIT: limit, sql.BUDGET: max_bytes}
+        window = sql.search_window(arms, bool(after))
+        rows = await window.fetch(
+            self._session, self._principal, **after, **values, window=sql.SEARCH_WINDOW
+        )
+        if len(rows) < limit:
+            matches = sql.search_matches(arms, bool(after))
+            rows = await matches.fetch(self._session, self._principal, **after, **values)
         documents, size = _within(rows, page_size, max_bytes)
         kept, next_token = _SEARCH_KEYSET.page(
             page_tokens(self._session),
             rows,
             size,
             fingerprint,
-            lambda row: (row["rank"], row["id"]),
+            lambda row: (row["create_time"], row["id"]),
         )
         return documents_pb2.SearchDocumentsResponse(
             documents=documents[: len(kept)], next_page_token=next_token
