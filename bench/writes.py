@@ -136,7 +136,7 @@ def _table(results: dict[str, Comparison]) -> str:
     return "\n".join(lines)
 
 
-def run(ref: str, shape: LoadShape, docs: int) -> dict[str, Any]:
+def run(ref: str, shape: LoadShape, docs: int, after_first: bool = False) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="docgate-bench-writes-"))
     atexit.register(shutil.rmtree, work, ignore_errors=True)
     tree = _worktree(ref, work)
@@ -163,6 +163,8 @@ def run(ref: str, shape: LoadShape, docs: int) -> dict[str, Any]:
             ),
             AFTER: _start(stack, AFTER, [procs.docgate_executable(), "serve"], url, secret, logs),
         }
+        if after_first:  # the order of each round: to see what the position alone does
+            servers = {AFTER: servers[AFTER], BEFORE: servers[BEFORE]}
         runner = Runner(executor, shape)
         scenarios = (
             ("GetDocument", calls.GET_DOCUMENT, calls.get_calls(headers, found)),
@@ -176,6 +178,7 @@ def run(ref: str, shape: LoadShape, docs: int) -> dict[str, Any]:
     print(_table(results))
     document = {
         "ref": ref,
+        "after_first": after_first,
         "before": revision,
         "shape": shape.__dict__,
         "scenarios": {name: c.to_json() for name, c in results.items()},
@@ -194,12 +197,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--docs", type=int, default=10_000)
+    parser.add_argument(
+        "--after-first", action="store_true", help="measure docgate first in every round"
+    )
     args = parser.parse_args(argv)
     shape = LoadShape(
         processes=2, concurrency=args.concurrency, warmup_s=1.0, duration_s=args.duration,
         rounds=args.rounds, initial_warmup_s=2.0,
     )  # fmt: skip
-    run(args.ref, shape, args.docs)
+    run(args.ref, shape, args.docs, args.after_first)
     return 0
 
 
