@@ -6,6 +6,7 @@ Nothing here runs at import time. The server, the CLI and the tests all call `bu
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -75,6 +76,11 @@ def _services(uow: UnitOfWork, settings: Settings) -> tuple[ServiceBinding, ...]
     )
 
 
+def _worker(settings: Settings) -> str | None:
+    """What ``x-docgate-worker`` says in a worker of ``serve --workers N``: INDEX/PID."""
+    return None if settings.worker_index is None else f"{settings.worker_index}/{os.getpid()}"
+
+
 def build_app(settings: Settings, database_url: str) -> App:
     engine = create_engine(database_url, settings)
     sessions = create_session_factory(engine)
@@ -87,7 +93,7 @@ def build_app(settings: Settings, database_url: str) -> App:
         settings=settings,
         engine=engine,
         uow=uow,
-        interceptors=(RequestIdInterceptor(), ErrorMappingInterceptor(), auth),
+        interceptors=(RequestIdInterceptor(_worker(settings)), ErrorMappingInterceptor(), auth),
         services=_services(uow, settings),
         health_engine=create_health_engine(database_url, settings),
     )

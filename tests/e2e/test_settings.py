@@ -49,6 +49,12 @@ COVERED_BY = {
     "test_batch_get_over_the_budget_is_resource_exhausted",
     "PAGE_TOKEN_SECRET": "tests/unit/test_pagination.py::test_page_token_secret_decides_the_key",
     "ALEMBIC_INI": "tests/e2e/test_cli_admin.py::test_usage_errors_exit_2_without_a_traceback",
+    "WORKERS": "tests/e2e/test_workers.py::"
+    "test_two_workers_both_serve_and_a_killed_one_is_replaced",
+    "WORKER_INDEX": "tests/e2e/test_workers.py::"
+    "test_two_workers_both_serve_and_a_killed_one_is_replaced",
+    "DATABASE_POOLER": "tests/e2e/test_pgbouncer.py::"
+    "test_docgate_through_pgbouncer_transaction_mode",
 }  # fmt: skip
 
 

@@ -61,23 +61,31 @@ def install_request_id_filter(handlers: list[logging.Handler]) -> None:
             handler.addFilter(RequestIdFilter())
 
 
-@asynccontextmanager
-async def _identified(context: Context) -> AsyncIterator[None]:
-    request_id = request_id_from(context.invocation_metadata())
-    token = _request_id.set(request_id)
-    try:
-        await context.send_initial_metadata(((HEADER, request_id),))
-        yield
-    finally:
-        _request_id.reset(token)
+# Sent with the request id when serving as one of `serve --workers N`: "INDEX/PID" of the
+# worker that answered (docs/scaling.md), in the headers already sent, so it costs nothing.
+WORKER_HEADER = "x-docgate-worker"
 
 
 class RequestIdInterceptor(ServerInterceptor):
-    """Outermost interceptor: gives every call, docgate's or not, its request id."""
+    """Outermost interceptor: gives every call, docgate's or not, its request id (and, from a
+    worker process, ``x-docgate-worker``)."""
+
+    def __init__(self, worker: str | None = None) -> None:
+        self._extra = () if worker is None else ((WORKER_HEADER, worker),)
+
+    @asynccontextmanager
+    async def _identified(self, context: Context) -> AsyncIterator[None]:
+        request_id = request_id_from(context.invocation_metadata())
+        token = _request_id.set(request_id)
+        try:
+            await context.send_initial_metadata(((HEADER, request_id), *self._extra))
+            yield
+        finally:
+            _request_id.reset(token)
 
     async def intercept_service(
         self,
         continuation: Continuation,
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler:  # None (no such method) passes through: grpc answers UNIMPLEMENTED
-        return wrap(await continuation(handler_call_details), _identified)  # type: ignore[return-value]
+        return wrap(await continuation(handler_call_details), self._identified)  # type: ignore[return-value]
