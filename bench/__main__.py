@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from types import FrameType
 
+from bench.h2load import H2loadMissing, executable
 from bench.main import Options, run
 from bench.runner import LoadShape
 
@@ -65,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--processes", type=int, help="load generator processes")
     parser.add_argument("--max-seconds", type=int, help="abort the run after this long")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where JSON goes")
+    parser.add_argument(
+        "--h2load",
+        action="store_true",
+        help="load from h2load -c 4 -m 16 (C client, bench/h2load.py) instead of Python",
+    )
     return parser
 
 
@@ -83,7 +89,12 @@ def options(args: argparse.Namespace) -> Options:
     if projects is None:
         projects = QUICK_PROJECTS if args.quick else FULL_PROJECTS
     return Options(
-        docs=docs, projects=projects, shape=shape, results_dir=args.results, quick=args.quick
+        docs=docs,
+        projects=projects,
+        shape=shape,
+        results_dir=args.results,
+        quick=args.quick,
+        h2load=args.h2load,
     )
 
 
@@ -94,6 +105,12 @@ def _abort(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.h2load:
+        try:
+            executable()
+        except H2loadMissing as missing:
+            print(f"bench: {missing}", file=sys.stderr)
+            return 2
     signal.signal(signal.SIGTERM, _abort)
     signal.signal(signal.SIGALRM, _abort)
     signal.alarm(args.max_seconds or (420 if args.quick else 1500))

@@ -23,6 +23,7 @@ import grpc
 
 from bench import calls, database, projects, report, targets
 from bench.database import Caller
+from bench.h2load import H2loadRunner
 from bench.loadgen import Call, Metadata
 from bench.runner import Comparison, LoadShape, Runner
 
@@ -35,6 +36,8 @@ class Options:
     shape: LoadShape
     results_dir: Path
     quick: bool
+    # The load comes from h2load (bench/h2load.py) instead of the Python load generator.
+    h2load: bool = False
 
 
 @dataclass
@@ -42,7 +45,7 @@ class Session:
     """What every scenario needs: the servers, the load runner and the callers."""
 
     url: str
-    runner: Runner
+    runner: Runner | H2loadRunner
     servers: targets.Targets
     callers: list[Caller]
     headers: list[Metadata]
@@ -214,6 +217,7 @@ def run(options: Options) -> Path:
         "cpus": multiprocessing.cpu_count(),
         "python": platform.python_version(),
         "grpcio": grpc.__version__,
+        "load": "h2load" if options.h2load else "python",
         "seed_seconds": {},
         "project_seed_seconds": {},
         # The box's load average as each scenario starts: other work on it shows up here.
@@ -236,7 +240,9 @@ def run(options: Options) -> Path:
         _log(f"servers: {servers.running} {servers.missing or ''}")
         session = Session(
             url=url,
-            runner=Runner(executor, options.shape),
+            runner=(
+                H2loadRunner(options.shape) if options.h2load else Runner(executor, options.shape)
+            ),
             servers=servers,
             callers=callers,
             headers=[calls.metadata(c, secret) for c in callers],
