@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
+import shutil
 import statistics
 import sys
 import tempfile
@@ -66,42 +68,44 @@ def main(argv: list[str] | None = None) -> int:
     counts = [int(n) for n in args.workers.split(",")]
     secret = database.new_secret()
     results: dict[tuple[str, int], list[float]] = {}
-    with tempfile.TemporaryDirectory(prefix="docgate-bench-workers-") as work, ExitStack() as stack:
-        url, callers, targets = asyncio.run(_seed(Path(work) / "pg", args.docs))
-        caller = next(i for i, c in enumerate(callers) if c.role == "paid_user")
-        headers = [calls.metadata(callers[caller], secret)]
-        scenarios = {
-            "GetDocument": (calls.GET_DOCUMENT, calls.get_calls(headers, [targets[caller]])[0]),
-            "ListDocuments": (calls.LIST_DOCUMENTS, calls.list_calls(headers)[0]),
+    work = tempfile.mkdtemp(prefix="docgate-bench-workers-")
+    # Registered before PostgreSQL starts: atexit runs last-in first-out, so the embedded
+    # server (stopped at exit by its wheel) is stopped before its directory goes.
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
+    url, callers, targets = asyncio.run(_seed(Path(work) / "pg", args.docs))
+    caller = next(i for i, c in enumerate(callers) if c.role == "paid_user")
+    headers = [calls.metadata(callers[caller], secret)]
+    scenarios = {
+        "GetDocument": (calls.GET_DOCUMENT, calls.get_calls(headers, [targets[caller]])[0]),
+        "ListDocuments": (calls.LIST_DOCUMENTS, calls.list_calls(headers)[0]),
+    }
+    for count in counts:
+        port = procs.free_port()
+        env = {
+            "DOCGATE_DATABASE_URL": url,
+            "DOCGATE_JWT_SECRET": secret,
+            "DOCGATE_LISTEN": f"{procs.HOST}:{port}",
+            "DOCGATE_WORKERS": str(count),
         }
-        for count in counts:
-            port = procs.free_port()
-            env = {
-                "DOCGATE_DATABASE_URL": url,
-                "DOCGATE_JWT_SECRET": secret,
-                "DOCGATE_LISTEN": f"{procs.HOST}:{port}",
-                "DOCGATE_WORKERS": str(count),
-            }
-            logs = Path(work) / f"w{count}"
-            logs.mkdir()
-            with ExitStack() as server:
-                target = server.enter_context(
-                    procs.server("docgate", [procs.docgate_executable(), "serve"], env, port, logs)
-                )
-                _wait_all_workers(logs / "docgate.log", count)
-                for name, (method, call) in scenarios.items():
-                    call_once(target, method, call)  # answers OK (h2load sees only HTTP)
-                    for _ in range(args.rounds):
-                        got = run_h2load(
-                            target, method, call, args.duration,
-                            clients=CONNECTIONS, streams=STREAMS,
-                        )  # fmt: skip
-                        if got.failed or got.errored:
-                            print(f"warning: {name} x{count}: {got.failed + got.errored} failed")
-                        rate = got.succeeded / got.seconds
-                        results.setdefault((name, count), []).append(rate)
-                        print(f"{name} workers={count}: {rate:.0f} req/s", flush=True)
-        stack.close()
+        logs = Path(work) / f"w{count}"
+        logs.mkdir()
+        with ExitStack() as server:
+            target = server.enter_context(
+                procs.server("docgate", [procs.docgate_executable(), "serve"], env, port, logs)
+            )
+            _wait_all_workers(logs / "docgate.log", count)
+            for name, (method, call) in scenarios.items():
+                call_once(target, method, call)  # answers OK (h2load sees only HTTP)
+                for _ in range(args.rounds):
+                    got = run_h2load(
+                        target, method, call, args.duration,
+                        clients=CONNECTIONS, streams=STREAMS,
+                    )  # fmt: skip
+                    if got.failed or got.errored:
+                        print(f"warning: {name} x{count}: {got.failed + got.errored} failed")
+                    rate = got.succeeded / got.seconds
+                    results.setdefault((name, count), []).append(rate)
+                    print(f"{name} workers={count}: {rate:.0f} req/s", flush=True)
     print(f"\n{'scenario':<16}" + "".join(f"{f'{n} worker(s)':>16}" for n in counts) + "  ratio")
     for name in ("GetDocument", "ListDocuments"):
         medians = [statistics.median(results[(name, n)]) for n in counts]
