@@ -6,6 +6,7 @@ Nothing here runs at import time. The server, the CLI and the tests all call `bu
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -103,6 +104,11 @@ def _services(uow: UnitOfWork, settings: Settings) -> tuple[ServiceBinding, ...]
     )
 
 
+def _worker(settings: Settings) -> str | None:
+    """What ``x-docgate-worker`` says in a worker of ``serve --workers N``: INDEX/PID."""
+    return None if settings.worker_index is None else f"{settings.worker_index}/{os.getpid()}"
+
+
 def build_app(settings: Settings, database_url: str, tracer_provider: object = None) -> App:
     """``tracer_provider``: an OpenTelemetry TracerProvider to trace with (tests); None: the
     standard OTEL_* environment decides (docgate.edge.tracing)."""
@@ -112,7 +118,12 @@ def build_app(settings: Settings, database_url: str, tracer_provider: object = N
     metrics = Metrics() if settings.metrics_listen else None
     if metrics is not None:
         metrics.pool_configured(settings.pool_size, settings.max_overflow)
-    principals = PrincipalCache(database_url, enabled=settings.principal_cache)
+    # LISTEN needs a session of its own, which a transaction pooler does not give: behind
+    # PgBouncer (DOCGATE_DATABASE_POOLER=transaction) the cache is off (docs/scaling.md).
+    principals = PrincipalCache(
+        database_url,
+        enabled=settings.principal_cache and settings.database_pooler != "transaction",
+    )
     principal_cache.install(sessions)
     replicas = ReadReplicas(
         engine,
@@ -129,7 +140,7 @@ def build_app(settings: Settings, database_url: str, tracer_provider: object = N
         replicas=replicas,
     )
     auth = AuthInterceptor(TokenVerifier(settings), uow, principals)
-    calls = CallInterceptor(auth, metrics, access_log=settings.access_log)
+    calls = CallInterceptor(auth, metrics, access_log=settings.access_log, worker=_worker(settings))
     provider = tracer_provider if tracer_provider is not None else tracing.from_environment()
     traced: tuple[ServerInterceptor, ...] = ()
     if provider is not None:

@@ -8,7 +8,7 @@ in step (tests/e2e/test_settings.py).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -243,6 +243,24 @@ class Settings(BaseSettings):
     def read_urls(self) -> list[str]:
         urls = (self.database_read_urls or "").split(",")
         return [url.strip() for url in urls if url.strip()]
+
+    # Scaling (docs/scaling.md).
+    workers: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        default=1,
+        description="serve: worker processes sharing the listen port (SO_REUSEPORT); auto = "
+        "one per CPU; each has its own pool",
+    )
+    worker_index: int | None = Field(
+        default=None,
+        ge=0,
+        description="set by serve for each of its workers (0..N-1), never by hand: sends "
+        "x-docgate-worker and offsets per-worker ports",
+    )
+    database_pooler: Literal["none", "transaction"] = Field(
+        default="none",
+        description="transaction: safe behind PgBouncer transaction pooling (no server-side "
+        "prepared statements kept, no session settings)",
+    )
 
     @property
     def embedded(self) -> bool:

@@ -64,6 +64,18 @@ async def migrated_database_url(settings: Settings) -> str:
     return url
 
 
+def worker_metrics(settings: Settings) -> Settings:
+    """In worker INDEX of `serve --workers N`: metrics on the configured port + INDEX (one port
+    per worker, docs/scaling.md); port 0 (any free one) and unset stay as they are."""
+    if settings.metrics_listen is None or settings.worker_index is None:
+        return settings
+    host, _, port = settings.metrics_listen.rpartition(":")
+    if not port.isdigit() or int(port) == 0:
+        return settings
+    listen = f"{host}:{int(port) + settings.worker_index}"
+    return settings.model_copy(update={"metrics_listen": listen})
+
+
 def with_dev_metrics(settings: Settings) -> Settings:
     """Dev mode with DOCGATE_METRICS_LISTEN unset: metrics on 127.0.0.1:9464, or on a free port
     (logged at start) when another process holds that one — a second dev server on the same

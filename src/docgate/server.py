@@ -119,7 +119,12 @@ async def start_server(app: App, listen: str) -> RunningServer:
     server = grpc.aio.server(
         interceptors=app.interceptors,
         maximum_concurrent_rpcs=app.settings.max_concurrent_rpcs,
-        options=[("grpc.so_reuseport", 0), *server_options(app.settings)],
+        # Off, so a second server on a taken port fails loudly; on in the workers of
+        # `serve --workers N`, which share one port (docgate.cli.workers).
+        options=[
+            ("grpc.so_reuseport", int(app.settings.worker_index is not None)),
+            *server_options(app.settings),
+        ],
     )
     for binding in app.services:
         binding.add_to(server)

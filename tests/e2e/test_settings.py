@@ -76,6 +76,12 @@ COVERED_BY = {
     "ACCESS_LOG": "tests/e2e/test_access_log.py::test_access_log_false_writes_none",
     "DATABASE_READ_URLS": REPLICAS + "test_reads_land_on_the_replica_and_callers_on_the_primary",
     "REPLICA_MAX_LAG_SECONDS": REPLICAS + "test_a_replica_too_far_behind_is_skipped",
+    "WORKERS": "tests/e2e/test_workers.py::"
+    "test_two_workers_both_serve_and_a_killed_one_is_replaced",
+    "WORKER_INDEX": "tests/e2e/test_workers.py::"
+    "test_two_workers_both_serve_and_a_killed_one_is_replaced",
+    "DATABASE_POOLER": "tests/e2e/test_pgbouncer.py::"
+    "test_docgate_through_pgbouncer_transaction_mode",
 }  # fmt: skip
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from docgate import logs, runtime
-from docgate.cli import admin, audit, migrate, serve
+from docgate.cli import admin, audit, migrate, serve, workers
 from docgate.cli.parser import build_parser
 from docgate.config import ENV_PREFIX, Settings
 from docgate.db.migrations import MigrationsNotFound
@@ -90,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = runtime.with_keys(Settings())
         logs.configure(logging.getLogger().handlers, settings.log_format, settings.log_level)
+        if getattr(args, "workers", None) is not None:  # serve --workers N over DOCGATE_WORKERS
+            settings = settings.model_copy(update={"workers": args.workers})
         _run(args, settings)
     except pydantic.ValidationError as error:
         return _fail(_settings_error(error), 2)
@@ -99,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(error).splitlines()[0], 2)
     except DocgateError as error:
         return _fail(error.message, 1)
+    except workers.WorkersFailed as error:
+        return _fail(str(error), 1)
     except (migrate.Declined, audit.ChainBroken) as error:
         return _fail(str(error), 1)
     except UNREACHABLE as error:

@@ -72,6 +72,15 @@ def _positive(value: str) -> int:
     return number
 
 
+def _workers(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return _positive(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive number or auto") from None
+
+
 def _users(sub: Commands) -> None:
     users = sub.add_parser("users", help="list and manage users", description="Manage users.")
     actions = users.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -133,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"docgate {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser(
+    serve = sub.add_parser(
         "serve",
         help="migrate to head and serve gRPC until SIGTERM/SIGINT",
         description="Migrate the database to head and serve gRPC until SIGTERM/SIGINT. "
@@ -142,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=settings_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    serve.add_argument(
+        "--workers", type=_workers, default=None, metavar="N",
+        help="worker processes sharing the port, or auto (one per CPU); "
+        "default: DOCGATE_WORKERS (docs/scaling.md)",
+    )  # fmt: skip
     migrate = _command(sub, "migrate", "run database migrations (Alembic)")
     migrate.add_argument(
         "action",

@@ -24,12 +24,29 @@ def async_url(url: str) -> URL:
     raise ArgumentError(f"unsupported database URL scheme {parsed.drivername!r}: use postgresql://")
 
 
+def pooler_connect_args(settings: Settings) -> dict[str, object]:
+    """What asyncpg needs behind PgBouncer in transaction mode (DOCGATE_DATABASE_POOLER):
+    the pooler may hand each transaction (each autocommit statement) to another server
+    connection, so nothing may outlive one. No statement cache, neither asyncpg's (docgate's
+    prepared.py statements then run unnamed) nor SQLAlchemy's, whose statements get the unnamed
+    name too: Parse, Describe, Bind and Execute of one statement go out before one Sync, so
+    they reach one server. Startup parameters other than application_name are refused by
+    PgBouncer, so the statement timeout must be set on the role (docs/scaling.md)."""
+    if settings.database_pooler != "transaction":
+        return {}
+    return {
+        "statement_cache_size": 0,
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": lambda: "",
+    }
+
+
 _REPLICA_CONNECT_TIMEOUT = 2.0
 
 
 def create_engine(url: str, settings: Settings) -> AsyncEngine:
     server_settings = {"application_name": "docgate"}
-    if settings.statement_timeout_ms:
+    if settings.statement_timeout_ms and settings.database_pooler == "none":
         server_settings["statement_timeout"] = str(settings.statement_timeout_ms)
     return create_async_engine(
         async_url(url),
@@ -43,7 +60,7 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
         # Statement parameters are request data (document content, e-mail addresses): never in
         # an exception's text, so never in a log line.
         hide_parameters=True,
-        connect_args={"server_settings": server_settings},
+        connect_args={"server_settings": server_settings, **pooler_connect_args(settings)},
     )
 
 
@@ -59,7 +76,10 @@ def create_health_engine(url: str, settings: Settings) -> AsyncEngine:
         pool_pre_ping=True,
         isolation_level="AUTOCOMMIT",
         hide_parameters=True,
-        connect_args={"server_settings": {"application_name": "docgate-health"}},
+        connect_args={
+            "server_settings": {"application_name": "docgate-health"},
+            **pooler_connect_args(settings),
+        },
     )
 
 

@@ -54,7 +54,13 @@ from docgate.edge.handlers import (
     tolerant,
 )
 from docgate.edge.metrics import MethodMetrics, Metrics, auth_reason, grpc_type
-from docgate.edge.requests import HEADER, bind_request_id, request_id_from, reset_request_id
+from docgate.edge.requests import (
+    HEADER,
+    WORKER_HEADER,
+    bind_request_id,
+    request_id_from,
+    reset_request_id,
+)
 from docgate.principal import Principal, current_principal
 from docgate.tokens import TokenRejected
 
@@ -66,9 +72,9 @@ _OK = grpc.StatusCode.OK
 class _Call:
     """One call's own state."""
 
-    __slots__ = ("principal", "request_id", "response_metadata", "started")
+    __slots__ = ("headers", "principal", "request_id", "response_metadata", "started")
 
-    def __init__(self, request_id: str) -> None:
+    def __init__(self, request_id: str, extra: tuple[tuple[str, str], ...] = ()) -> None:
         self.request_id = request_id
         self.started = time.perf_counter()
         self.principal: Principal | None = None
@@ -76,7 +82,8 @@ class _Call:
         # answer's initial metadata (the contract, docs/operations.md), sent once the handler
         # has its answer: headers sent earlier would commit the call and stop clients from
         # retrying it (gRFC A6). That is a batch of its own in grpc.aio (~0.1 ms of CPU).
-        self.response_metadata: list[tuple[str, str]] = [(HEADER, request_id)]
+        self.response_metadata: list[tuple[str, str]] = [(HEADER, request_id), *extra]
+        self.headers: tuple[tuple[str, str], ...] = ((HEADER, request_id), *extra)
 
 
 _current_call: ContextVar[_Call | None] = ContextVar("docgate_call", default=None)
@@ -100,8 +107,18 @@ class CallInterceptor(ServerInterceptor):
     """The edge's only interceptor (tracing, when on, goes outside it: docgate.edge.tracing)."""
 
     def __init__(
-        self, auth: AuthInterceptor, metrics: Metrics | None = None, *, access_log: bool = False
+        self,
+        auth: AuthInterceptor,
+        metrics: Metrics | None = None,
+        *,
+        access_log: bool = False,
+        worker: str | None = None,
     ) -> None:
+        # ``worker``: a worker of `serve --workers N` names itself (INDEX/PID) in every answer's
+        # metadata, next to the request id (docs/scaling.md).
+        self._extra: tuple[tuple[str, str], ...] = (
+            () if worker is None else ((WORKER_HEADER, worker),)
+        )
         self._auth = auth
         self._metrics = metrics
         self._access_log = access_log
@@ -167,7 +184,7 @@ class CallInterceptor(ServerInterceptor):
                 if method.metrics is not None:
                     method.metrics.sent.inc()
                 self._succeeded(method, state, context)
-                await context.send_initial_metadata(((HEADER, state.request_id),))
+                await context.send_initial_metadata(state.headers)
                 return response
             finally:
                 self._end(tokens)
@@ -185,7 +202,7 @@ class CallInterceptor(ServerInterceptor):
                         state.principal = current_principal()
                         result = behavior(request, context)
                         if inspect.isasyncgen(result):
-                            headers: tuple[tuple[str, str], ...] = ((HEADER, state.request_id),)
+                            headers = state.headers
                             async for response in result:
                                 if headers:
                                     with contextlib.suppress(grpc.aio.UsageError):
@@ -208,7 +225,7 @@ class CallInterceptor(ServerInterceptor):
 
     def _begin(self, method: _Method, context: Context) -> tuple[_Call, tuple[Any, Any]]:
         request_id = request_id_from(context.invocation_metadata())
-        state = _Call(request_id)
+        state = _Call(request_id, self._extra)
         if method.metrics is not None:
             method.metrics.started.inc()
         return state, (bind_request_id(request_id, method.path), _current_call.set(state))

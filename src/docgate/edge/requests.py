@@ -68,3 +68,8 @@ def install_request_id_filter(handlers: list[logging.Handler]) -> None:
     for handler in handlers:
         if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
             handler.addFilter(RequestIdFilter())
+
+
+# Sent with the request id when serving as one of `serve --workers N`: "INDEX/PID" of the
+# worker that answered (docs/scaling.md).
+WORKER_HEADER = "x-docgate-worker"
