@@ -42,7 +42,14 @@ import grpc.aio
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2_grpc
 
-from docgate.v1 import documents_pb2_grpc, projects_pb2_grpc, roles_pb2_grpc, users_pb2_grpc
+from docgate.v1 import (
+    access_pb2_grpc,
+    audit_pb2_grpc,
+    documents_pb2_grpc,
+    projects_pb2_grpc,
+    roles_pb2_grpc,
+    users_pb2_grpc,
+)
 
 Token = str | Callable[[], str]
 
@@ -203,6 +210,8 @@ class Client:
     projects: projects_pb2_grpc.ProjectServiceAsyncStub
     roles: roles_pb2_grpc.RoleServiceAsyncStub
     users: users_pb2_grpc.UserServiceAsyncStub
+    access: access_pb2_grpc.AccessServiceAsyncStub
+    audit: audit_pb2_grpc.AuditServiceAsyncStub
     health: health_pb2_grpc.HealthStub
 
     async def close(self) -> None:
@@ -251,5 +260,7 @@ def connect(
         projects=projects_pb2_grpc.ProjectServiceStub(channel),
         roles=roles_pb2_grpc.RoleServiceStub(channel),
         users=users_pb2_grpc.UserServiceStub(channel),
+        access=access_pb2_grpc.AccessServiceStub(channel),
+        audit=audit_pb2_grpc.AuditServiceStub(channel),
         health=health_pb2_grpc.HealthStub(channel),
     )

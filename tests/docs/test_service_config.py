@@ -11,7 +11,7 @@ from typing import Any
 from tests.support import served_bindings
 
 CONFIG = Path(__file__).resolve().parents[2] / "docs" / "service-config.json"
-READS = ("Get", "List", "BatchGet", "Search", "Check")
+READS = ("Get", "List", "BatchGet", "Search", "Check", "Explain")
 
 
 def _methods() -> dict[tuple[str, str], Any]:

@@ -390,10 +390,13 @@ def list_count(arms: Arms, shape: Shape) -> DocumentQuery:
     """How many documents, each arm (each holder's range, in the per-holder form) counted up
     to the CAP parameter: a count past it stops there."""
     cap = bindparam(CAP, type_=Integer)
+    # In an index's order, so each branch is an index range that stops at CAP (a bitmap scan
+    # would first collect every match: all of an owner's documents, say).
+    order = _order(COLUMNS, "create_time", True)
     branches: list[Select[Any]] = [
-        _per_holder(where, (COLUMNS.id,), cap, None)
+        _per_holder(where, (COLUMNS.id,), cap, order)
         if per_holder
-        else select(COLUMNS.id).where(where).limit(cap)
+        else select(COLUMNS.id).where(where).order_by(*order).limit(cap)
         for where, per_holder in _branches(arms, shape)
     ] or [select(COLUMNS.id).where(false())]
     counted = (union_all(*branches) if len(branches) > 1 else branches[0]).subquery("counted")
