@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import NoReturn
 
 import grpc
 import grpc.aio
@@ -22,7 +21,6 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from docgate.edge.handlers import Context
 from docgate.edge.requests import current_request_id
 from docgate.errors import Code, DocgateError
 
@@ -52,12 +50,6 @@ def status_for(error: DocgateError) -> grpc.Status:
     status = status_pb2.Status(code=code, message=error.message, details=[detail])
     result: grpc.Status = rpc_status.to_status(status)
     return result
-
-
-async def abort(context: Context, status: grpc.Status) -> NoReturn:
-    """context.abort_with_status, spelled with the part the type stubs know."""
-    await context.abort(status.code, status.details, status.trailing_metadata)
-    raise AssertionError("abort returned")  # pragma: no cover
 
 
 @dataclass(frozen=True)
