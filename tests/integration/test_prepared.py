@@ -44,3 +44,34 @@ async def test_literal_values_become_parameters_too() -> None:
     assert "admin" not in prepared.sql
     with pytest.raises(ValueError, match="missing"):
         prepared._args({})
+
+
+async def test_the_driver_is_found_without_a_greenlet(app: App) -> None:
+    """A hot-path statement runs on the pooled connection under the session's own, found
+    without SQLAlchemy's greenlet bridge; once that connection is invalidated the fast path
+    steps aside and the slow one reconnects."""
+    import greenlet
+
+    from docgate.db.prepared import pooled_connection
+    from docgate.db.uow import connection_of
+
+    async with app.engine.connect() as conn:
+        assert pooled_connection(conn) is await conn.get_raw_connection()
+        await conn.invalidate()
+        assert pooled_connection(conn) is None
+
+    user = await make_user(app, "free_user")
+    prepared = PreparedQuery(BY_ID)
+    switches: list[str] = []
+
+    async with app.uow.read() as session:
+        conn = await connection_of(session)
+        assert conn is session.bind
+        await prepared.fetchrow(conn, user_id=user.id)  # the first checkout is not counted
+        previous = greenlet.settrace(lambda event, _args: switches.append(event))
+        try:
+            row = await prepared.fetchrow(await connection_of(session), user_id=user.id)
+        finally:
+            greenlet.settrace(previous)
+    assert row is not None and row["id"] == user.id
+    assert switches == []

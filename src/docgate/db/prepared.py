@@ -21,6 +21,7 @@ import asyncpg
 from sqlalchemy import ClauseElement
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from docgate.db.errors import invalidate_pool
@@ -69,6 +70,19 @@ class PreparedQuery:
         return row
 
 
+def pooled_connection(conn: AsyncConnection) -> PoolProxiedConnection | None:
+    """The pooled DBAPI connection under ``conn`` when it is already there, without the
+    greenlet that `AsyncConnection.get_raw_connection` spawns for it (one greenlet, its
+    frame stack mapped and unmapped, per statement). What this returns is what that call
+    would: `Connection.connection` is this same object while it is set; only when it is
+    unset (an invalidated connection about to reconnect, which needs IO) does the caller
+    take the slow path."""
+    sync = conn.sync_connection
+    if sync is None or sync._dbapi_connection is None:
+        return None
+    return sync.connection
+
+
 @asynccontextmanager
 async def _driver(conn: AsyncConnection) -> AsyncIterator[asyncpg.Connection]:
     """The asyncpg connection under ``conn`` (inside its transaction, if one is open).
@@ -79,7 +93,7 @@ async def _driver(conn: AsyncConnection) -> AsyncIterator[asyncpg.Connection]:
     opened before it for replacement at its next checkout (one call pays for a database
     restart, not one per pooled connection).
     """
-    raw = await conn.get_raw_connection()
+    raw = pooled_connection(conn) or await conn.get_raw_connection()
     driver: asyncpg.Connection = raw.driver_connection
     try:
         yield driver

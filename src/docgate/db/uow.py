@@ -79,6 +79,25 @@ def page_tokens(session: AsyncSession | Session) -> PageTokens:
     return tokens
 
 
+async def connection_of(session: AsyncSession) -> AsyncConnection:
+    """The connection a docgate session is bound to (the RPC's), for statements run on the
+    driver (docgate.db.prepared): the same connection `session.connection()` returns, without
+    the greenlet it spawns to begin the session's own transaction around it."""
+    bind = session.bind
+    if isinstance(bind, AsyncConnection):
+        return bind
+    return await session.connection()
+
+
+async def _close(session: AsyncSession) -> None:
+    """Close a session that did anything; one that only lent its connection to driver-level
+    statements (no transaction of its own, no objects) has nothing to close, and closing it
+    would cost a greenlet."""
+    sync = session.sync_session
+    if sync.in_transaction() or len(sync.identity_map) or sync.new or sync.deleted:
+        await session.close()
+
+
 def _actor(session: AsyncSession) -> uuid.UUID | None:
     principal = session.info.get(PRINCIPAL)
     return principal.user_id if isinstance(principal, Principal) else None
@@ -178,7 +197,7 @@ class UnitOfWork:
                     finally:
                         _scope.reset(token)
                         if scope.session is not None:
-                            await scope.session.close()
+                            await _close(scope.session)
                         if scope.replica is not None:
                             await scope.replica.close()
                         if scope.connection is not None and scope.connection is not connection:

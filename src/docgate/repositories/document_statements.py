@@ -47,6 +47,7 @@ from sqlalchemy.sql.elements import BinaryExpression, BooleanClauseList, False_,
 from docgate import policy
 from docgate.db.models import Document, Role, UserRole
 from docgate.db.prepared import PreparedQuery
+from docgate.db.uow import connection_of
 from docgate.principal import Principal
 
 DOCUMENTS: Final[Table] = Document.__table__  # type: ignore[assignment]
@@ -143,13 +144,13 @@ class DocumentQuery:
     ) -> Sequence[asyncpg.Record]:
         values[CALLER_ID.key] = principal.user_id
         params = {name: value for name, value in values.items() if name in self._names}
-        return await self._query.fetch(await session.connection(), **params)
+        return await self._query.fetch(await connection_of(session), **params)
 
     async def estimate(self, session: AsyncSession, principal: Principal, **values: Any) -> int:
         """The planner's estimate of how many rows the statement returns (EXPLAIN, not run)."""
         values[CALLER_ID.key] = principal.user_id
         params = {name: value for name, value in values.items() if name in self._names}
-        return await self._query.estimate(await session.connection(), **params)
+        return await self._query.estimate(await connection_of(session), **params)
 
 
 @lru_cache(maxsize=64)

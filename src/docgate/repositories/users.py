@@ -27,7 +27,7 @@ from docgate.db import audit
 from docgate.db.filtering import SHOW_DELETED
 from docgate.db.models import Document, Role, User, UserRole
 from docgate.db.prepared import PreparedQuery
-from docgate.db.uow import page_tokens
+from docgate.db.uow import connection_of, page_tokens
 from docgate.errors import user_not_found, user_owns_documents
 from docgate.repositories.memberships import guard_last_admin, require_user
 from docgate.repositories.roles import BY_NAME, role_id, role_ids
@@ -66,7 +66,7 @@ class UserRepository:
 
     async def get(self, user_id: uuid.UUID) -> users_pb2.User:
         # GetCurrentUser's query: prepared once (docgate.db.prepared).
-        row = await _USER_BY_ID.fetchrow(await self._session.connection(), user_id=user_id)
+        row = await _USER_BY_ID.fetchrow(await connection_of(self._session), user_id=user_id)
         if row is None:
             raise user_not_found(user_id)
         return mapping.user(**dict(row))
