@@ -30,6 +30,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     case,
+    exists,
     false,
     func,
     literal_column,
@@ -243,7 +244,9 @@ def role_holders() -> DocumentQuery:
     return DocumentQuery(stmt)
 
 
-def _filter(name: str, value: bool | None) -> ColumnElement[bool]:
+def _filter(name: str, value: bool | None, *, own: bool = False) -> ColumnElement[bool]:
+    """The filter ``name`` (``value``: a boolean filter's value) as SQL; ``own``: in the arm of
+    the caller's own documents."""
     if (name, value) in (_HOLDERS_FORM, _CALLER_HOLDS):
         return true()  # the per-holder form joins the holders instead (_branches)
     if (name, value) == _OWNER_IS_CALLER:
@@ -258,6 +261,9 @@ def _filter(name: str, value: bool | None) -> ColumnElement[bool]:
         .join(Role, Role.id == UserRole.role_id)
         .where(Role.name == bindparam(name, type_=String))
     )
+    if own:  # the caller's own documents: one question, does the caller hold it (an InitPlan
+        # that gates the range; as an IN it would be asked of every one of their documents)
+        return exists(holders.where(UserRole.user_id == CALLER_ID))
     return COLUMNS.owner_id.in_(holders)  # type: ignore[no-any-return]
 
 
@@ -288,7 +294,8 @@ def _branches(arms: Arms, shape: Shape) -> tuple[Branch, ...]:
         fixed = _fixed(arm)
         if any(v is not None and fixed.get(n, v) != v for n, v in shape if n != "owner_role"):
             continue
-        where = and_(arm, *(_filter(n, v) for n, v in sorted(shape, key=str)))
+        own = fixed.get("owner_id") is True
+        where = and_(arm, *(_filter(n, v, own=own) for n, v in sorted(shape, key=str)))
         if _HOLDERS_FORM not in shape:
             found.append((where, False))
             continue
@@ -329,12 +336,26 @@ def _page_columns(source: Any, order: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def _per_holder(
-    arm: ColumnElement[bool], columns: tuple[Any, ...], limit: Any, order: tuple[Any, ...] | None
+    arm: ColumnElement[bool],
+    columns: tuple[Any, ...],
+    limit: Any,
+    order: tuple[Any, ...] | None,
+    *,
+    of_role: bool = False,
 ) -> Any:
-    """``arm`` as one branch per holder of the owner_role (the HOLDERS array): a lateral index
-    range per holder (in ``order``, up to ``limit`` rows each), their union."""
-    holders = func.unnest(bindparam(HOLDERS, type_=ARRAY(UUID(as_uuid=True))))
-    holder = holders.table_valued("owner").render_derived(name="holder")
+    """``arm`` as one branch per holder of the owner_role (the HOLDERS array; ``of_role``: every
+    holder of the role the owner_role parameter names): a lateral index range per holder (in
+    ``order``, up to ``limit`` rows each), their union."""
+    if of_role:
+        holder: Any = (
+            select(UserRole.user_id.label("owner"))
+            .join(Role, Role.id == UserRole.role_id)
+            .where(Role.name == bindparam("owner_role", type_=String))
+            .subquery("holder")
+        )
+    else:
+        holders = func.unnest(bindparam(HOLDERS, type_=ARRAY(UUID(as_uuid=True))))
+        holder = holders.table_valued("owner").render_derived(name="holder")
     per_owner = select(*columns).where(arm, COLUMNS.owner_id == holder.c.owner)
     if order is not None:
         per_owner = per_owner.order_by(*order)
@@ -393,13 +414,21 @@ def list_count(arms: Arms, shape: Shape) -> DocumentQuery:
     cap = bindparam(CAP, type_=Integer)
     # In an index's order, so each branch is an index range that stops at CAP (a bitmap scan
     # would first collect every match: all of an owner's documents, say).
+    # A role held by many (the IN (holders) form) is counted per holder too, each holder an
+    # owner index range: in the time index its holders' documents lie scattered across the
+    # table, a random heap page a row (at 1M documents ~90 ms to count 1,001 for a common
+    # role, against ~5 ms per holder).
+    of_role = ("owner_role", None) in shape
     order = _order(COLUMNS, "create_time", True)
-    branches: list[Select[Any]] = [
-        _per_holder(where, (COLUMNS.id,), cap, order)
-        if per_holder
-        else select(COLUMNS.id).where(where).order_by(*order).limit(cap)
-        for where, per_holder in _branches(arms, shape)
-    ] or [select(COLUMNS.id).where(false())]
+    branches: list[Select[Any]] = []
+    for where, per_holder in _branches(arms, shape):
+        own = _fixed(where).get("owner_id") is True  # the caller's own range already
+        if per_holder or (of_role and not own):
+            ranged = _per_holder(where, (COLUMNS.id,), cap, order, of_role=not per_holder)
+            branches.append(select(ranged.subquery("ranged").c.id).limit(cap))
+        else:
+            branches.append(select(COLUMNS.id).where(where).order_by(*order).limit(cap))
+    branches = branches or [select(COLUMNS.id).where(false())]
     counted = (union_all(*branches) if len(branches) > 1 else branches[0]).subquery("counted")
     return DocumentQuery(select(func.count()).select_from(counted))
 
