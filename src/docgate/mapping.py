@@ -61,7 +61,17 @@ def etag(version: int) -> str:
 
 
 def document(row: DocumentRow) -> documents_pb2.Document:
-    doc = documents_pb2.Document(
+    return _document(documents_pb2.Document, row)
+
+
+def document_into(page: Any, row: DocumentRow) -> documents_pb2.Document:
+    """``document(row)`` built in place as the next item of ``page`` (a response's repeated
+    documents field): a page of 50 is not built once and then copied into its response."""
+    return _document(page.add, row)
+
+
+def _document(make: Any, row: DocumentRow) -> documents_pb2.Document:
+    doc: documents_pb2.Document = make(
         id=str(row["id"]),
         title=row["title"],
         content=row["content"],

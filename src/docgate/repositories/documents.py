@@ -108,21 +108,21 @@ def _after(start: tuple[Any, ...] | None) -> dict[str, Any]:
     return {sql.AFTER_VALUE: sort_value, sql.AFTER_ID: doc_id}
 
 
-def _within(
-    rows: Sequence[Mapping[str, Any]], page_size: int, max_bytes: int
-) -> tuple[list[documents_pb2.Document], int]:
-    """The page's documents and its size: page_size, or fewer when the next one would take the
-    answer past ``max_bytes`` (AIP-158 allows a short page; its token continues after the last
-    one kept). A first document that does not fit alone is RESOURCE_EXHAUSTED: returning it
-    would break the limit, skipping it would lose it; GetDocument reads it. The statement
-    reads content only within the budget (running_bytes, document_statements._page_columns);
-    the serialized sizes then decide exactly."""
-    read = [row for row in rows[:page_size] if row["running_bytes"] <= max_bytes]
-    documents = [mapping.document(row) for row in read]
-    size = pagination.fitting((doc.ByteSize() for doc in documents), max_bytes)
+def _within(rows: Sequence[Mapping[str, Any]], page_size: int, max_bytes: int, page: Any) -> int:
+    """Fill ``page`` (the response's repeated documents) and return the page's size:
+    page_size, or fewer when the next one would take the answer past ``max_bytes`` (AIP-158
+    allows a short page; its token continues after the last one kept). A first document that
+    does not fit alone is RESOURCE_EXHAUSTED: returning it would break the limit, skipping it
+    would lose it; GetDocument reads it. The statement reads content only within the budget
+    (running_bytes, document_statements._page_columns); the serialized sizes then decide
+    exactly. The caller cuts ``page`` to the size it keeps."""
+    for row in rows[:page_size]:
+        if row["running_bytes"] <= max_bytes:
+            mapping.document_into(page, row)
+    size = pagination.fitting((doc.ByteSize() for doc in page), max_bytes)
     if size == 0 and rows:
         raise response_too_large("the page's first document", rows[0]["running_bytes"], max_bytes)
-    return documents, size
+    return size
 
 
 # The non-content fields whose old values an update's audit entry shows.
@@ -234,17 +234,16 @@ class DocumentRepository:
         page = sql.list_page(arms, query.order_by, shape, bool(after))
         limit = {sql.LIMIT: keyset.limit(query.page_size), sql.BUDGET: max_bytes}
         rows = await page.fetch(self._session, self._principal, **filters, **after, **limit)
-        documents, size = _within(rows, query.page_size, max_bytes)
-        kept, next_token = keyset.page(
+        response = documents_pb2.ListDocumentsResponse()
+        size = _within(rows, query.page_size, max_bytes, response.documents)
+        kept, response.next_page_token = keyset.page(
             page_tokens(self._session),
             rows,
             size,
             fingerprint,
             lambda row: (row[column], row["id"]),
         )
-        response = documents_pb2.ListDocumentsResponse(
-            documents=documents[: len(kept)], next_page_token=next_token
-        )
+        del response.documents[len(kept) :]
         if query.include_total_size:
             response.total_size = await self._total_size(arms, shape, filters)
         return response
@@ -289,17 +288,17 @@ class DocumentRepository:
         if len(rows) < limit:
             matches = sql.search_matches(arms, bool(after))
             rows = await matches.fetch(self._session, self._principal, **after, **values)
-        documents, size = _within(rows, page_size, max_bytes)
-        kept, next_token = _SEARCH_KEYSET.page(
+        response = documents_pb2.SearchDocumentsResponse()
+        size = _within(rows, page_size, max_bytes, response.documents)
+        kept, response.next_page_token = _SEARCH_KEYSET.page(
             page_tokens(self._session),
             rows,
             size,
             fingerprint,
             lambda row: (row["create_time"], row["id"]),
         )
-        return documents_pb2.SearchDocumentsResponse(
-            documents=documents[: len(kept)], next_page_token=next_token
-        )
+        del response.documents[len(kept) :]
+        return response
 
     async def update(
         self, doc_id: uuid.UUID, changes: Mapping[str, Any], version: int | None
