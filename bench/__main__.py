@@ -82,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
         help="every read shape per caller kind at the smallest and largest --docs "
         "(default 10k and 1M); exits 1 when one grows more than 3x (bench/shapes.py)",
     )
+    parser.add_argument(
+        "--pgbouncer",
+        action="store_true",
+        help="direct vs DOCGATE_DATABASE_POOLER=transaction vs through a local PgBouncer, "
+        "at the smallest --docs (default 10k); exits 2 without pgbouncer (bench/pgbouncer.py)",
+    )
     return parser
 
 
@@ -133,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
             results = args.results
             results.mkdir(parents=True, exist_ok=True)
             return shapes.run(args.docs or FULL_DOCS, results)
+        if args.pgbouncer:
+            from bench import pgbouncer
+
+            chosen = options(args)
+            return pgbouncer.run(chosen.docs[0], chosen.shape, args.results)
         run(options(args))
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)

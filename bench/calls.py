@@ -18,6 +18,7 @@ from bench.projects import FEEDBACK_PER_PROJECT
 GET_CURRENT_USER = "/docgate.v1.UserService/GetCurrentUser"
 GET_DOCUMENT = "/docgate.v1.DocumentService/GetDocument"
 LIST_DOCUMENTS = "/docgate.v1.DocumentService/ListDocuments"
+CREATE_DOCUMENT = "/docgate.v1.DocumentService/CreateDocument"
 GET_PROJECT = "/docgate.v1.ProjectService/GetProject"
 LIST_PROJECTS = "/docgate.v1.ProjectService/ListProjects"
 PAGE_SIZE = 50
@@ -40,6 +41,13 @@ def current_user_calls(headers: Sequence[Metadata]) -> tuple[Call, ...]:
 
 def list_calls(headers: Sequence[Metadata]) -> tuple[Call, ...]:
     request = documents_pb2.ListDocumentsRequest(page_size=PAGE_SIZE).SerializeToString()
+    return tuple((request, md) for md in headers)
+
+
+def create_calls(headers: Sequence[Metadata]) -> tuple[Call, ...]:
+    """One public 200-character document per caller, created again on every call."""
+    doc = documents_pb2.Document(title="bench write", content="w" * 200, is_public=True)
+    request = documents_pb2.CreateDocumentRequest(document=doc).SerializeToString()
     return tuple((request, md) for md in headers)
 
 

@@ -121,15 +121,24 @@ class Runner:
         return summarize([future.result(timeout=limit) for future in futures])
 
     def compare(
-        self, targets: Mapping[str, str], method: str, calls: tuple[Call, ...]
+        self,
+        targets: Mapping[str, str],
+        method: str,
+        calls: tuple[Call, ...],
+        *,
+        rotate: bool = False,
     ) -> Comparison:
-        """Warm each target up, then alternate rounds in the order of ``targets``."""
+        """Warm each target up, then alternate rounds in the order of ``targets``; with
+        ``rotate``, round i starts at the i-th target (so with rounds a multiple of the
+        targets, each is measured first, second, … equally often)."""
         shape = self.shape
         comparison = Comparison(rounds={name: [] for name in targets})
         for target in targets.values():
             self.measure(target, method, calls, 0.0, shape.initial_warmup_s)
-        for _ in range(shape.rounds):
-            for name, target in targets.items():
+        order = list(targets.items())
+        for round_ in range(shape.rounds):
+            start = round_ % len(order) if rotate else 0
+            for name, target in order[start:] + order[:start]:
                 stats = self.measure(target, method, calls, shape.warmup_s, shape.duration_s)
                 comparison.rounds[name].append(stats)
         return comparison

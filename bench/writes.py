@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from docgate.v1 import documents_pb2, roles_pb2
+from docgate.v1 import roles_pb2
 
 from bench import calls, database, procs, report
 from bench.loadgen import Call, Metadata, call_once
@@ -37,7 +37,6 @@ from bench.runner import Comparison, LoadShape, Runner
 
 BEFORE, AFTER = "before", "docgate"
 ROLE = "bench_writer"
-CREATE_DOCUMENT = "/docgate.v1.DocumentService/CreateDocument"
 ASSIGN_ROLE = "/docgate.v1.RoleService/AssignRole"
 RESULTS = Path(__file__).resolve().parent / "results"
 # Runs docgate from another tree: its src first on sys.path, its generated code for docgate.v1.
@@ -85,12 +84,6 @@ async def _owners_and_role(url: str) -> list[str]:
         return [str(row["id"]) for row in rows]
     finally:
         await conn.close()
-
-
-def _create_calls(headers: list[Metadata]) -> tuple[Call, ...]:
-    doc = documents_pb2.Document(title="bench write", content="w" * 200, is_public=True)
-    request = documents_pb2.CreateDocumentRequest(document=doc).SerializeToString()
-    return tuple((request, md) for md in headers)
 
 
 def _assign_calls(admin: Metadata, owners: list[str]) -> tuple[Call, ...]:
@@ -168,7 +161,7 @@ def run(ref: str, shape: LoadShape, docs: int, after_first: bool = False) -> dic
         runner = Runner(executor, shape)
         scenarios = (
             ("GetDocument", calls.GET_DOCUMENT, calls.get_calls(headers, found)),
-            ("CreateDocument", CREATE_DOCUMENT, _create_calls(headers)),
+            ("CreateDocument", calls.CREATE_DOCUMENT, calls.create_calls(headers)),
             ("AssignRole", ASSIGN_ROLE, _assign_calls(admin, owners)),
         )
         for name, method, call_set in scenarios:

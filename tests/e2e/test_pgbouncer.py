@@ -5,9 +5,6 @@ docgate connection land on different PostgreSQL backends."""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,53 +13,24 @@ import grpc.aio
 import pytest
 from docgate.v1 import documents_pb2 as pb
 from docgate.v1 import documents_pb2_grpc, users_pb2, users_pb2_grpc
-from sqlalchemy.engine import make_url
 
 from docgate.bootstrap import build_app
 from docgate.server import start_server
+from tests import pgbouncer
 from tests.conftest import settings_for
 from tests.support import make_user, unique
 
-PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
-pytestmark = pytest.mark.skipif(
-    not os.access(PGBOUNCER, os.X_OK),
-    reason="pgbouncer is not installed (Debian: apt-get install -y pgbouncer; .ci/run does)",
-)
+pytestmark = pytest.mark.skipif(not pgbouncer.installed(), reason=pgbouncer.INSTALL_HINT)
 SERVER_CONNECTIONS = 2  # PgBouncer's pool: fewer than docgate's, so backends are shared
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
 async def pgbouncer_url(database_url: str, tmp_path: Path) -> AsyncIterator[str]:
-    direct = make_url(database_url)
-    socket_dir = direct.query.get("host") or "/tmp"
-    port = _free_port()
-    home = tmp_path / "pgbouncer"
-    home.mkdir()
-    (home / "users.txt").write_text(f'"{direct.username}" ""\n')
-    (home / "pgbouncer.ini").write_text(
-        "[databases]\n"
-        f"* = host={socket_dir} port={direct.port or 5432}\n"
-        "[pgbouncer]\n"
-        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-        f"auth_type = trust\nauth_file = {home / 'users.txt'}\n"
-        f"pool_mode = transaction\ndefault_pool_size = {SERVER_CONNECTIONS}\n"
-        "max_client_conn = 200\nlogfile =\npidfile =\n"
-    )
-    home.chmod(0o755)
-    for path in home.iterdir():
-        path.chmod(0o644)
-    # PgBouncer refuses to run as root: as the embedded server's user when there is one.
-    user = ["-u", "embedded_postgres"] if os.geteuid() == 0 else []
+    port = pgbouncer.free_port()
+    command = pgbouncer.configure(tmp_path / "pgbouncer", database_url, port, SERVER_CONNECTIONS)
     proc = await asyncio.create_subprocess_exec(
-        PGBOUNCER, *user, str(home / "pgbouncer.ini"),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
     try:
         for _ in range(100):
             try:
@@ -72,8 +40,7 @@ async def pgbouncer_url(database_url: str, tmp_path: Path) -> AsyncIterator[str]
                 continue
             writer.close()
             break
-        url = direct.set(host="127.0.0.1", port=port, query={})
-        yield url.render_as_string(hide_password=False)
+        yield pgbouncer.url_through(database_url, port)
     finally:
         proc.terminate()
         await proc.wait()
