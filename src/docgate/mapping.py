@@ -16,7 +16,10 @@ from docgate.v1 import access_pb2, audit_pb2, documents_pb2, projects_pb2, roles
 
 def timestamp(value: datetime) -> Timestamp:
     ts = Timestamp()
-    ts.FromDatetime(value)
+    if value.tzinfo is None:  # naive: UTC, as Timestamp.FromDatetime reads it
+        ts.FromDatetime(value)
+    else:  # what the database returns (timestamptz): the cheaper arithmetic
+        _set_timestamp(ts, value)
     return ts
 
 

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -75,5 +76,11 @@ def test_document_timestamps_match_the_shared_converter(moment: datetime) -> Non
         delete_time=moment, version=1,
     )  # fmt: skip
     doc = mapping.document(row)  # type: ignore[arg-type]
-    expected = mapping.timestamp(moment)
+    expected = Timestamp()
+    expected.FromDatetime(moment)  # protobuf's own converter, the reference
     assert doc.create_time == doc.update_time == doc.delete_time == expected
+    assert mapping.timestamp(moment) == expected
+    assert mapping.timestamp(moment.replace(tzinfo=None)) == Timestamp(
+        seconds=expected.seconds + int(moment.utcoffset().total_seconds()),  # type: ignore[union-attr]
+        nanos=expected.nanos,
+    )  # naive: read as UTC
