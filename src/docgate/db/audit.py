@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
@@ -34,12 +34,16 @@ __all__ = ["Action", "append_for", "fields", "note", "seal", "seal_all"]
 NOTES: Final = "docgate.audit_notes"  # the session.info key
 # The chain's advisory lock ("docgaudt"; written into the migrations' functions).
 CHAIN_LOCK: Final = 0x646F_6367_6175_6474
-# One entry per transaction, so the transaction's id makes a unique placeholder id.
+# One entry per transaction, so the transaction's id makes a unique placeholder id. The time
+# is the transaction's (now()), written into the body here as docgate.audit.encoded_time does
+# (UTC, microseconds, +00:00), after the rest docgate encoded (docgate.audit.body_until_time).
 _APPEND = text(
     "INSERT INTO audit_entries "
     "(id, time, actor_id, request_id, method, action, resource, changes, body) "
-    "VALUES (-txid_current(), :time, :actor_id, :request_id, :method, "
-    "CAST(:action AS audit_action), :resource, CAST(:changes AS jsonb), :body)"
+    "VALUES (-txid_current(), now(), :actor_id, :request_id, :method, "
+    "CAST(:action AS audit_action), :resource, CAST(:changes AS jsonb), "
+    "CAST(:body AS bytea) || convert_to('\"' || "
+    "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || '+00:00\"}', 'UTF8'))"
 )
 _SEAL = text("SELECT audit_seal_pending(:batch, :wait)")
 # Entries sealed per statement: the chain lock is held for one batch at a time.
@@ -78,8 +82,9 @@ def _entry(method: str, notes: list[Note]) -> tuple[Action, str, dict[str, Any]]
 
 
 async def append_for(session: AsyncSession, actor_id: Any) -> Entry | None:
-    """Insert the RPC's entry, unsealed (nothing outside an RPC or a CLI command); a sealer
-    gives it its id and hashes after COMMIT (`seal`)."""
+    """Insert the RPC's entry, unsealed, in one statement (nothing outside an RPC or a CLI
+    command); a sealer gives it its id and hashes after COMMIT (`seal`). The returned entry
+    has neither (nor its time, which the database gives it)."""
     method = calls.current_method()
     if method is None:
         return None
@@ -88,18 +93,17 @@ async def append_for(session: AsyncSession, actor_id: Any) -> Entry | None:
         return None
     action, resource, changes = decided
     connection = await session.connection()
-    time = await connection.scalar(select(func.now()))  # the transaction's
-    assert isinstance(time, datetime)
-    entry = Entry(0, time, actor_id, calls.current_request_id(), method, action, resource, changes)
+    untimed = datetime.min  # the database gives the time (the transaction's now())
+    request_id = calls.current_request_id()
+    entry = Entry(0, untimed, actor_id, request_id, method, action, resource, changes)
     values = {
-        "time": time,
         "actor_id": actor_id,
         "request_id": entry.request_id,
         "method": method,
         "action": action.value,
         "resource": resource,
         "changes": json.dumps(changes),
-        "body": audit.body(entry),
+        "body": audit.body_until_time(entry),
     }
     await connection.execute(_APPEND, values)
     return entry
