@@ -17,7 +17,9 @@ import argparse
 import asyncio
 import atexit
 import multiprocessing
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,7 +35,7 @@ from docgate.v1 import roles_pb2
 from bench import calls, database, procs, report
 from bench.loadgen import Call, Metadata, call_once
 from bench.main import _grow, _prepare
-from bench.runner import Comparison, LoadShape, Runner
+from bench.runner import Comparison, LoadShape, Runner, Stats
 
 BEFORE, AFTER = "before", "docgate"
 ROLE = "bench_writer"
@@ -61,6 +63,113 @@ def _worktree(ref: str, into: Path) -> Path:
         subprocess.run, ["git", "worktree", "remove", "--force", str(tree)], cwd=procs.REPO
     )
     return tree
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()  # fields from 3 (state) on
+
+
+def _cpu_seconds(pid: int, reaped: bool = False) -> float:
+    """User + system CPU of ``pid`` so far (its threads'; with ``reaped``, also that of its
+    children that have exited: PostgreSQL's postmaster reaps its backends)."""
+    fields = _stat(pid)
+    if fields is None:
+        return 0.0
+    used = int(fields[11]) + int(fields[12])  # utime, stime
+    if reaped:
+        used += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return used / _TICK
+
+
+def _postgres_cpu(postmaster: int) -> float:
+    """All of PostgreSQL's CPU so far: the postmaster, the backends that have exited, the live
+    ones (a backend alive at one reading and gone at the next moves from live to reaped)."""
+    live = sum(_cpu_seconds(pid) for pid in _children(postmaster))
+    return _cpu_seconds(postmaster, reaped=True) + live
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat(int(entry.name))
+            if fields is not None and int(fields[1]) == parent:
+                found.append(int(entry.name))
+    return found
+
+
+def _listening(target: str) -> int:
+    """The pid of the server started with DOCGATE_LISTEN=target."""
+    wanted = f"DOCGATE_LISTEN={target}".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                environ = (entry / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if wanted in environ:
+                return int(entry.name)
+    raise RuntimeError(f"no process serves {target}")
+
+
+async def _postmaster(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        fields = _stat(int(await conn.fetchval("SELECT pg_backend_pid()")))
+    finally:
+        await conn.close()
+    assert fields is not None, "PostgreSQL runs on another machine: no CPU accounting"
+    return int(fields[1])
+
+
+class _CpuRunner(Runner):
+    """A Runner that also charges each measured round the CPU the target's server process and
+    the whole PostgreSQL (its backends serve only the target being measured, and its sealer)
+    spent, per call: on a loaded box this moves far less than req/s does."""
+
+    def __init__(
+        self, executor: ProcessPoolExecutor, shape: LoadShape, servers: dict[str, int], pg: int
+    ) -> None:
+        super().__init__(executor, shape)
+        self._servers, self._pg = servers, pg
+        self.cpu: dict[str, list[tuple[float, float]]] = {t: [] for t in servers}
+
+    def measure(
+        self, target: str, method: str, calls: tuple[Call, ...], warmup_s: float, duration_s: float
+    ) -> Stats:
+        server = self._servers[target]
+        before = _cpu_seconds(server), _postgres_cpu(self._pg)
+        stats = super().measure(target, method, calls, warmup_s, duration_s)
+        after = _cpu_seconds(server), _postgres_cpu(self._pg)
+        if duration_s == self.shape.duration_s and stats.rps > 0:
+            # Calls of the whole load (warm-up included) at the measured rate, over the time
+            # the load ran (start delay and collection excluded).
+            load_calls = stats.rps * (warmup_s + duration_s)
+            server_ms = (after[0] - before[0]) * 1000 / load_calls
+            pg_ms = (after[1] - before[1]) * 1000 / load_calls
+            self.cpu[target].append((server_ms, pg_ms))
+        return stats
+
+
+def _cpu_medians(runner: _CpuRunner, servers: dict[str, str]) -> dict[str, dict[str, float]]:
+    out = {}
+    for name, target in servers.items():
+        samples = runner.cpu[target]
+        if samples:
+            out[name] = {
+                "server_ms": statistics.median(s[0] for s in samples),
+                "postgres_ms": statistics.median(s[1] for s in samples),
+                "total_ms": statistics.median(s[0] + s[1] for s in samples),
+            }
+        runner.cpu[target] = []
+    return out
 
 
 def _start(stack: ExitStack, name: str, argv: list[str], url: str, secret: str, logs: Path) -> str:
@@ -109,15 +218,24 @@ def _ratio(comparison: Comparison) -> dict[str, float] | None:
     return {"rps": after.rps / before.rps, "p50": after.p50_ms / before.p50_ms}
 
 
-def _table(results: dict[str, Comparison]) -> str:
-    lines = [f"{'scenario':<16}{'target':<10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}"]
+def _table(results: dict[str, Comparison], cpu: dict[str, dict[str, dict[str, float]]]) -> str:
+    lines = [
+        f"{'scenario':<16}{'target':<10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}"
+        f"{'cpu ms/call: server':>22}{'postgres':>10}"
+    ]
     for name, comparison in results.items():
         for target in (BEFORE, AFTER):
             stats = comparison.median(target)
+            used = cpu.get(name, {}).get(target)
             if stats is not None:
                 lines.append(
                     f"{name:<16}{target:<10}{stats.rps:>10,.1f}{stats.p50_ms:>10,.1f}"
                     f"{stats.p99_ms:>10,.1f}"
+                    + (
+                        ""
+                        if used is None
+                        else f"{used['server_ms']:>22.2f}{used['postgres_ms']:>10.2f}"
+                    )
                 )
         found = _ratio(comparison)
         if found is not None:
@@ -146,6 +264,7 @@ def run(ref: str, shape: LoadShape, docs: int, after_first: bool = False) -> dic
     logs = RESULTS / f"writes-logs-{time.strftime('%Y%m%d-%H%M%S')}"
     logs.mkdir(parents=True, exist_ok=True)
     results: dict[str, Comparison] = {}
+    cpu: dict[str, dict[str, dict[str, float]]] = {}
     with ExitStack() as stack:
         executor = stack.enter_context(
             ProcessPoolExecutor(shape.processes, mp_context=multiprocessing.get_context("spawn"))
@@ -158,7 +277,8 @@ def run(ref: str, shape: LoadShape, docs: int, after_first: bool = False) -> dic
         }
         if after_first:  # the order of each round: to see what the position alone does
             servers = {AFTER: servers[AFTER], BEFORE: servers[BEFORE]}
-        runner = Runner(executor, shape)
+        pids = {target: _listening(target) for target in servers.values()}
+        runner = _CpuRunner(executor, shape, pids, asyncio.run(_postmaster(url)))
         scenarios = (
             ("GetDocument", calls.GET_DOCUMENT, calls.get_calls(headers, found)),
             ("CreateDocument", calls.CREATE_DOCUMENT, calls.create_calls(headers)),
@@ -167,8 +287,9 @@ def run(ref: str, shape: LoadShape, docs: int, after_first: bool = False) -> dic
         for name, method, call_set in scenarios:
             _log(f"scenario {name} ({len(call_set)} distinct calls)")
             results[name] = _measure(runner, servers, method, call_set)
+            cpu[name] = _cpu_medians(runner, servers)
     print()
-    print(_table(results))
+    print(_table(results, cpu))
     document = {
         "ref": ref,
         "after_first": after_first,
@@ -176,6 +297,9 @@ def run(ref: str, shape: LoadShape, docs: int, after_first: bool = False) -> dic
         "shape": shape.__dict__,
         "scenarios": {name: c.to_json() for name, c in results.items()},
         "ratios": {name: _ratio(c) for name, c in results.items()},
+        # Median CPU ms per call of the rounds: the server process, all of PostgreSQL.
+        "cpu_ms_per_call": cpu,
+        "load_average": os.getloadavg(),
     }
     path = RESULTS / f"writes-{time.strftime('%Y%m%d-%H%M%S')}.json"
     report.write_json(path, document)

@@ -196,10 +196,14 @@ class Entry:
     hash: bytes = b""
 
 
-def body(entry: Entry) -> bytes:
-    """Every field but the id and the two hashes, as sorted compact JSON."""
-    fields = {
-        "time": entry.time.astimezone(UTC).isoformat(timespec="microseconds"),
+def _encode(fields: Mapping[str, Any]) -> bytes:
+    return json.dumps(
+        fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
+
+
+def _untimed(entry: Entry) -> dict[str, Any]:
+    return {
         "actor_id": None if entry.actor_id is None else str(entry.actor_id),
         "request_id": entry.request_id,
         "method": entry.method,
@@ -207,9 +211,26 @@ def body(entry: Entry) -> bytes:
         "resource": entry.resource,
         "changes": entry.changes,
     }
-    return json.dumps(
-        fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+
+
+def encoded_time(time: datetime) -> str:
+    """How `body` writes the time: UTC, microseconds, ``+00:00``."""
+    return time.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def body(entry: Entry) -> bytes:
+    """Every field but the id and the two hashes, as sorted compact JSON."""
+    return _encode({**_untimed(entry), "time": encoded_time(entry.time)})
+
+
+def body_until_time(entry: Entry) -> bytes:
+    """`body` up to its last field's value: "time" sorts after every other key, so the body is
+    these bytes, then the time as a JSON string (`encoded_time`), then ``}``. The database
+    appends those from the transaction's own clock, so the entry's INSERT is the only
+    statement it costs (docgate.db.audit); ``entry.time`` is not used."""
+    head = _encode(_untimed(entry))
+    assert head.endswith(b"}")
+    return head[:-1] + b',"time":'
 
 
 def canonical(entry: Entry) -> bytes:

@@ -22,6 +22,8 @@ from docgate.db.engine import (
 )
 from docgate.db.filtering import install_document_policy
 from docgate.db.replicas import ReadReplicas
+from docgate.db.sealer import APPLICATION_NAME as SEALER
+from docgate.db.sealer import AuditSealer
 from docgate.db.uow import UnitOfWork
 from docgate.edge import tracing
 from docgate.edge.auth import AuthInterceptor
@@ -77,6 +79,9 @@ class App:
     principals: PrincipalCache
     # Prometheus metrics, when DOCGATE_METRICS_LISTEN is set (the server serves them).
     metrics: Metrics | None = None
+    # Seals committed audit entries in the background (docgate.db.sealer); the server starts
+    # it, a commit that wrote an entry pokes it.
+    sealer: AuditSealer | None = None
 
     def check_policy_covers_services(self) -> None:
         """Deny by default is a safety net, not a way to ship a method nobody can call."""
@@ -85,6 +90,8 @@ class App:
             raise UnlistedMethodError(f"served but not in policy.RPC_ACCESS: {unlisted}")
 
     async def close(self) -> None:
+        if self.sealer is not None:
+            await self.sealer.close()
         await self.principals.close()
         await self.engine.dispose()
         await self.health_engine.dispose()
@@ -130,6 +137,7 @@ def build_app(settings: Settings, database_url: str, tracer_provider: object = N
         [create_replica(url, settings) for url in settings.read_urls],
         settings.replica_max_lag_seconds,
     )
+    sealer = AuditSealer(create_health_engine(database_url, settings, SEALER))
     uow = UnitOfWork(
         engine,
         sessions,
@@ -138,6 +146,7 @@ def build_app(settings: Settings, database_url: str, tracer_provider: object = N
         pool_observer=metrics,
         after_commit=principals.after_commit,
         replicas=replicas,
+        audit_written=sealer.poke,
     )
     auth = AuthInterceptor(TokenVerifier(settings), uow, principals)
     calls = CallInterceptor(auth, metrics, access_log=settings.access_log, worker=_worker(settings))
@@ -159,4 +168,5 @@ def build_app(settings: Settings, database_url: str, tracer_provider: object = N
         metrics=metrics,
         principals=principals,
         replicas=replicas,
+        sealer=sealer,
     )

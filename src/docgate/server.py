@@ -141,6 +141,8 @@ async def start_server(app: App, listen: str) -> RunningServer:
     health_state = _Health(app, health_servicer, migrations.heads())
     await health_state.check()
     await app.replicas.refresh()
+    if app.sealer is not None:  # seals what an earlier process left pending, then on every poke
+        app.sealer.start()
     await server.start()
     running = RunningServer(server, port, app, health_servicer, metrics=endpoint)
     running._watch = asyncio.create_task(_watch_database(health_state))

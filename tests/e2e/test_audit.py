@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 from docgate import audit
 from docgate.bootstrap import App
-from docgate.db.audit import CHAIN_LOCK
+from docgate.db.audit import seal_all
 from docgate.repositories.audit import walk
 from tests.e2e.audit_support import SCENARIOS, World, new_request_id
 from tests.support import TestUser, blocked_backends, expect_error, make_user, pool_drained, unique
@@ -107,12 +107,12 @@ def _raw(url: str) -> str:
     return make_url(url).render_as_string(hide_password=False)
 
 
-async def _holding_the_chain(database_url: str) -> asyncpg.Connection:
-    """A connection holding the chain lock: every write stops just before its entry, with its
-    change made and not committed."""
+async def _holding_the_trail(database_url: str) -> asyncpg.Connection:
+    """A connection holding the audit table in SHARE mode: every write stops at its entry's
+    INSERT (its last statement), with its change made and not committed."""
     conn = await asyncpg.connect(_raw(database_url))
     await conn.execute("BEGIN")
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", CHAIN_LOCK)
+    await conn.execute("LOCK TABLE audit_entries IN SHARE MODE")
     return conn
 
 
@@ -125,17 +125,17 @@ async def _role_exists(app: App, name: str) -> bool:
 async def test_a_client_cancel_mid_write_leaves_neither_change_nor_entry(
     world: World, database_url: str
 ) -> None:
-    holder = await _holding_the_chain(database_url)
+    holder = await _holding_the_trail(database_url)
     name, rid = unique("r"), new_request_id()
     try:
         call = world.roles.CreateRole(
             roles_pb2.CreateRoleRequest(name=name), metadata=world.meta(rid)
         )
-        await blocked_backends(database_url)  # inside its transaction, waiting for the chain
+        await blocked_backends(database_url)  # inside its transaction, waiting at its entry
         call.cancel()
         with pytest.raises(asyncio.CancelledError):
             await call
-        # The server has rolled back (its connection is back) while the chain is still held:
+        # The server has rolled back (its connection is back) while the table is still held:
         # releasing it earlier could let the write commit before the cancel reaches the server.
         assert await pool_drained(world.app)
     finally:
@@ -148,7 +148,7 @@ async def test_a_client_cancel_mid_write_leaves_neither_change_nor_entry(
 async def test_a_killed_connection_mid_write_leaves_neither_change_nor_entry(
     world: World, database_url: str
 ) -> None:
-    holder = await _holding_the_chain(database_url)
+    holder = await _holding_the_trail(database_url)
     name, rid = unique("r"), new_request_id()
     try:
         call = world.roles.CreateRole(
@@ -184,9 +184,14 @@ async def test_fifty_concurrent_assignments_leave_fifty_entries_and_the_chain_ho
         (entry,) = await world.entries(rid)
         assert entry["resource"] == f"users/{user.id}/roles/{role}"
     async with world.app.engine.connect() as conn:
-        verdict = audit.verify([e async for e in walk(conn)])
+        await seal_all(conn)  # what the background sealer has not reached yet
+        entries = [e async for e in walk(conn)]
+    verdict = audit.verify(entries)
     assert verdict.first_bad is None, verdict.why
     assert verdict.count >= 50
+    assert [e.id for e in entries] == list(range(1, len(entries) + 1))  # dense
+    sealed = {e.request_id for e in entries}
+    assert sealed.issuperset(rids)
 
 
 def _stub(world: World) -> audit_pb2_grpc.AuditServiceStub:

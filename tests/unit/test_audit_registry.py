@@ -80,3 +80,11 @@ def test_secret_fields_are_named_without_values() -> None:
     assert audit.changed("content", "a", "b") == {}
     assert audit.changed("email", "a@x", "b@x") == {}
     assert audit.changed("title", "a", "b") == {"old": "a", "new": "b"}
+
+
+def test_the_body_is_its_untimed_head_then_the_time() -> None:
+    """What the entry's INSERT appends in SQL after body_until_time (docgate.db.audit)."""
+    entry = _entry(1, GENESIS, resource='roles/"time":"x"}')
+    time = audit.encoded_time(entry.time)
+    assert time == "2026-12-01T00:00:00.000000+00:00"
+    assert audit.body_until_time(entry) + f'"{time}"}}'.encode() == audit.body(entry)

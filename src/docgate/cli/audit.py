@@ -1,6 +1,8 @@
 """`docgate audit verify` and `docgate audit export`: the trail, read past the API.
 
-verify walks the chain in id order and recomputes every hash (docgate.audit.verify); export
+Both first seal every entry committed so far (docgate.db.audit.seal_all: the background
+sealers may not have reached the newest yet), so they see the whole chain. verify walks the
+chain in id order and recomputes every hash (docgate.audit.verify); export
 writes entries as JSON Lines, one object per line with the fields the hash covers plus the two
 hashes in hex, so a SIEM (or anyone) can re-verify what it was given.
 """
@@ -15,6 +17,7 @@ from typing import Any
 from docgate import audit, runtime
 from docgate.bootstrap import build_app
 from docgate.config import Settings
+from docgate.db.audit import seal_all
 from docgate.repositories.audit import walk
 
 
@@ -31,6 +34,7 @@ async def run(settings: Settings, action: str, from_time: datetime | None) -> No
     app = build_app(settings, await runtime.migrated_database_url(settings))
     try:
         async with app.engine.connect() as connection:
+            await seal_all(connection)  # every committed entry, sealed, before the walk
             if action == "export":
                 async for entry in walk(connection, from_time):
                     sys.stdout.write(json.dumps(exported(entry), ensure_ascii=False) + "\n")

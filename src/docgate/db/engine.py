@@ -64,10 +64,13 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
     )
 
 
-def create_health_engine(url: str, settings: Settings) -> AsyncEngine:
+def create_health_engine(
+    url: str, settings: Settings, application_name: str = "docgate-health"
+) -> AsyncEngine:
     """The health check's own connection: deciding "database down" must not wait in the
     queue of the shared pool, or a busy pool (RPCs waiting on locks) would read as an outage
-    and take every replica out of its balancer at once."""
+    and take every replica out of its balancer at once. The audit sealer's connection is one
+    like it (``application_name`` docgate-sealer, docgate.db.sealer)."""
     return create_async_engine(
         async_url(url),
         pool_size=1,
@@ -77,7 +80,7 @@ def create_health_engine(url: str, settings: Settings) -> AsyncEngine:
         isolation_level="AUTOCOMMIT",
         hide_parameters=True,
         connect_args={
-            "server_settings": {"application_name": "docgate-health"},
+            "server_settings": {"application_name": application_name},
             **pooler_connect_args(settings),
         },
     )

@@ -282,8 +282,8 @@ class Template(Base):
 
 class AuditEntry(Base):
     """One entry of the audit trail (docgate.audit): append-only, a trigger refuses UPDATE,
-    DELETE and TRUNCATE of a sealed entry (migration 0007_audit). No foreign keys: an entry
-    outlives the user and the resource it names."""
+    DELETE and TRUNCATE, except the seal of an unsealed entry (migrations 0007_audit,
+    0009_audit_sealer). No foreign keys: an entry outlives the user and the resource it names."""
 
     __tablename__ = "audit_entries"
     __table_args__ = (
@@ -306,8 +306,9 @@ class AuditEntry(Base):
     )
     resource: Mapped[str] = mapped_column(Text)
     changes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
-    # NULL only while unsealed: inside the writing transaction, until its COMMIT seals it.
+    # NULL only while unsealed (a negative placeholder id): from the INSERT until a sealer
+    # (docgate.db.sealer, or a reader of the chain) seals it after its COMMIT.
     prev_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
     hash: Mapped[bytes | None] = mapped_column(LargeBinary, unique=True)
-    # docgate.audit.body, handed to the sealing trigger; NULL once sealed.
+    # docgate.audit.body, for the seal to hash (audit_seal_pending); NULL once sealed.
     body: Mapped[bytes | None] = mapped_column(LargeBinary)

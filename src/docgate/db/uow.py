@@ -119,6 +119,8 @@ ConfirmCaller = Callable[[AsyncConnection, Principal], Awaitable[None]]
 # Called with the session of every transaction that committed, before the block that opened it
 # goes on (docgate.repositories.principal_cache forgets callers a commit changed).
 AfterCommit = Callable[[AsyncSession], None]
+# Called after every commit that wrote an audit entry (docgate.db.sealer.AuditSealer.poke).
+AuditWritten = Callable[[], None]
 
 
 class PoolObserver(Protocol):
@@ -162,8 +164,10 @@ class UnitOfWork:
         pool_observer: PoolObserver | None = None,
         after_commit: AfterCommit | None = None,
         replicas: ReadReplicas | None = None,
+        audit_written: AuditWritten | None = None,
     ) -> None:
         self._engine = engine
+        self._audit_written = audit_written
         self._replicas = replicas
         self._session_factory = session_factory
         self._tokens = tokens
@@ -311,6 +315,7 @@ class UnitOfWork:
         if connection.in_transaction():  # autobegun by autocommit reads: nothing at the server
             await connection.commit()
         await connection.execution_options(isolation_level=TRANSACTION_ISOLATION)
+        entry = None
         async with connection.begin():
             session = self._session(connection, principal)
             scope.session, scope.in_transaction = session, True
@@ -318,12 +323,31 @@ class UnitOfWork:
                 await self._confirm(connection, session)
                 yield session
                 await session.flush()
-                await audit.append_for(session, _actor(session))  # last: holds the chain lock
+                entry = await audit.append_for(session, _actor(session))  # last, unsealed
             finally:
                 scope.in_transaction = False
+        if entry is not None and self._audit_written is not None:
+            self._audit_written()  # committed: the sealer may seal it now
         if self._after_commit is not None:  # reached only when the COMMIT succeeded
             self._after_commit(session)
         await _record_commit(connection)
+
+    async def seal_audit(self) -> None:
+        """Seal every audit entry committed so far (waiting for the chain lock), on the
+        primary, before a read of the trail: it then sees the chain whole. In an RPC its reads
+        stay on the primary after this (a replica may not have replayed the seal yet)."""
+        scope = _scope.get()
+        with database_errors():
+            if scope is None:
+                async with self._engine.connect() as connection:
+                    await audit.seal_all(connection)
+                return
+            call = current_call()
+            if call is not None:
+                call.primary_only = True
+            if scope.session is not None or scope.in_transaction:
+                raise RuntimeError("seal_audit() comes before the call's reads and writes")
+            await audit.seal_all(await self._primary(scope))
 
     async def audit_read(self, resource: str) -> None:
         """Leave the ADMIN_BYPASS_READ entry of an admin read that used the bypass."""

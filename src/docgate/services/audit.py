@@ -48,5 +48,6 @@ class AuditService(audit_pb2_grpc.AuditServiceServicer):
             start_time=None if start is None else check.timestamp(start, "start_time"),
             end_time=None if end is None else check.timestamp(end, "end_time"),
         )
+        await self._uow.seal_audit()  # the page shows every committed entry, sealed
         async with self._uow.read() as session:
             return await AuditRepository(session).list(query)
