@@ -97,3 +97,46 @@ async def test_an_ex_admin_cannot_write_a_private_document(
         id=uuid.UUID(private.id),
     )
     assert title == 1
+
+
+async def test_a_revocation_after_the_writes_start_waits_for_its_commit(
+    app: App, channel: grpc.aio.Channel
+) -> None:
+    """The write has re-read its caller (FOR SHARE) and waits on a document row the test
+    holds: a revocation now must wait for the write's commit. (Before the re-read ran inside
+    the transaction — it ran on the driver before SQLAlchemy's lazy BEGIN, so in autocommit —
+    its locks ended with the statement and the revocation went through at once.)"""
+    database_url = app.settings.database_url
+    assert database_url is not None
+    caller = await make_user(app, "admin")
+    docs = documents_pb2_grpc.DocumentServiceStub(channel)
+    doc = await docs.CreateDocument(
+        pb.CreateDocumentRequest(document=pb.Document(title="before")), metadata=caller.metadata
+    )
+    request = pb.UpdateDocumentRequest(
+        document=pb.Document(id=doc.id, title="after"),
+        update_mask=field_mask_pb2.FieldMask(paths=["title"]),
+    )
+    holder = await asyncpg.connect(_dsn(database_url))
+    revoker = await asyncpg.connect(_dsn(database_url))
+    try:
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute("SELECT 1 FROM documents WHERE id = $1 FOR UPDATE", uuid.UUID(doc.id))
+        call = asyncio.ensure_future(
+            docs.UpdateDocument(request, metadata=caller.metadata, timeout=30)
+        )
+        await blocked_backends(database_url)  # through the re-read, waiting on the document
+        await revoker.execute("SET lock_timeout = '300ms'")
+        try:
+            await revoker.execute(REVOKE_ADMIN, caller.id)
+            revoked = True
+        except asyncpg.LockNotAvailableError:
+            revoked = False
+        await tx.commit()
+        updated = await call
+    finally:
+        await holder.close()
+        await revoker.close()
+    assert not revoked  # the write held the caller's roles FOR SHARE until its commit
+    assert updated.title == "after"

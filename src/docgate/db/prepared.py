@@ -83,6 +83,18 @@ def pooled_connection(conn: AsyncConnection) -> PoolProxiedConnection | None:
     return sync.connection
 
 
+async def _join_transaction(raw: PoolProxiedConnection) -> None:
+    """Inside a transaction, make sure it has begun at the server before a statement runs on
+    the driver. SQLAlchemy's asyncpg adapter sends BEGIN lazily, with the first statement *it*
+    executes; a driver-level statement that comes first (the caller's FOR SHARE re-read at the
+    start of every write, docgate.repositories.principals.confirm_caller) would otherwise run
+    in autocommit, and its locks would end with it. This is what the adapter itself does
+    before each of its statements (AsyncAdapt_asyncpg_cursor._prepare_and_execute)."""
+    adapter: Any = raw.dbapi_connection
+    if adapter._transaction is None and adapter.isolation_level != "autocommit":
+        await adapter._start_transaction()
+
+
 @asynccontextmanager
 async def _driver(conn: AsyncConnection) -> AsyncIterator[asyncpg.Connection]:
     """The asyncpg connection under ``conn`` (inside its transaction, if one is open).
@@ -96,6 +108,7 @@ async def _driver(conn: AsyncConnection) -> AsyncIterator[asyncpg.Connection]:
     raw = pooled_connection(conn) or await conn.get_raw_connection()
     driver: asyncpg.Connection = raw.driver_connection
     try:
+        await _join_transaction(raw)
         yield driver
     except Exception as exc:
         if not driver.is_closed():
