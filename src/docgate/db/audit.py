@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from docgate import audit, calls
 from docgate.audit import Action, Entry, Note, Scalar
+from docgate.db.prepared import PreparedQuery
 
 __all__ = ["Action", "append_for", "fields", "note", "seal", "seal_all"]
 NOTES: Final = "docgate.audit_notes"  # the session.info key
@@ -45,6 +46,8 @@ _APPEND = text(
     "CAST(:body AS bytea) || convert_to('\"' || "
     "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || '+00:00\"}', 'UTF8'))"
 )
+# Run on the driver (docgate.db.prepared): compiled once, no SQLAlchemy execution per write.
+_APPEND_ON_DRIVER = PreparedQuery(_APPEND)
 _SEAL = text("SELECT audit_seal_pending(:batch, :wait)")
 # Entries sealed per statement: the chain lock is held for one batch at a time.
 SEAL_BATCH: Final = 1000
@@ -92,7 +95,9 @@ async def append_for(session: AsyncSession, actor_id: Any) -> Entry | None:
     if decided is None:
         return None
     action, resource, changes = decided
-    connection = await session.connection()
+    connection = session.bind  # the transaction's (docgate.db.uow binds every session)
+    if not isinstance(connection, AsyncConnection):
+        connection = await session.connection()
     untimed = datetime.min  # the database gives the time (the transaction's now())
     request_id = calls.current_request_id()
     entry = Entry(0, untimed, actor_id, request_id, method, action, resource, changes)
@@ -105,7 +110,7 @@ async def append_for(session: AsyncSession, actor_id: Any) -> Entry | None:
         "changes": json.dumps(changes),
         "body": audit.body_until_time(entry),
     }
-    await connection.execute(_APPEND, values)
+    await _APPEND_ON_DRIVER.fetch(connection, **values)
     return entry
 
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,7 +23,8 @@ from docgate import mapping, pagination, policy
 from docgate.db import audit
 from docgate.db.filtering import SHOW_DELETED
 from docgate.db.models import Document
-from docgate.db.uow import page_tokens, principal_of
+from docgate.db.prepared import PreparedQuery
+from docgate.db.uow import connection_of, page_tokens, principal_of
 from docgate.errors import (
     Aborted,
     AlreadyExists,
@@ -145,6 +146,24 @@ def _note_created(session: AsyncSession, doc_id: uuid.UUID, new: NewDocument) ->
     audit.note(session, f"documents/{doc_id}", changes)
 
 
+def _insert(*, once: bool) -> PreparedQuery:
+    """CreateDocument's INSERT … RETURNING, built and compiled once (``once``: with a
+    request_id, whose retry — also a racing one — meets the owner's unique (owner_id,
+    request_id) constraint and inserts nothing)."""
+    stmt = pg_insert(DOCUMENTS).values({name: bindparam(name) for name in _CREATED})
+    if once:
+        stmt = stmt.on_conflict_do_nothing(constraint="uq_documents_owner_id_request_id")
+    return PreparedQuery(stmt.returning(*READ_COLUMNS))
+
+
+_CREATED: Final = (
+    "owner_id", "title", "content", "is_public", "requires_paid_access", "request_id",
+    "project_id", "request_hash",
+)  # fmt: skip
+_INSERT: Final = _insert(once=False)
+_INSERT_ONCE: Final = _insert(once=True)
+
+
 class DocumentRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -153,9 +172,10 @@ class DocumentRepository:
     async def create(self, new: NewDocument) -> documents_pb2.Document:
         """Insert as the caller; with a request_id, a retry (also a racing one) returns the
         original row through the owner's unique (owner_id, request_id) constraint."""
-        owner_id = self._principal.user_id
-        stmt = pg_insert(DOCUMENTS).values(
-            owner_id=owner_id,
+        insert = _INSERT if new.request_id is None else _INSERT_ONCE
+        row = await insert.fetchrow(
+            await connection_of(self._session),
+            owner_id=self._principal.user_id,
             title=new.title,
             content=new.content,
             is_public=new.is_public,
@@ -164,13 +184,9 @@ class DocumentRepository:
             project_id=new.project_id,
             request_hash=new.request_hash,
         )
-        if new.request_id is not None:
-            stmt = stmt.on_conflict_do_nothing(constraint="uq_documents_owner_id_request_id")
-        conn = await self._session.connection()
-        row = (await conn.execute(stmt.returning(*READ_COLUMNS))).first()
         if row is not None:
-            _note_created(self._session, row.id, new)
-            return mapping.document(row._mapping)
+            _note_created(self._session, row["id"], new)
+            return mapping.document(row)
         # A racing first call won: its row is committed and visible to this statement.
         assert new.request_id is not None
         first = await self.created_with(new.request_id, new.request_hash)
