@@ -52,8 +52,7 @@ async def test_the_driver_is_found_without_a_greenlet(app: App) -> None:
     steps aside and the slow one reconnects."""
     import greenlet
 
-    from docgate.db.prepared import pooled_connection
-    from docgate.db.uow import connection_of
+    from docgate.db.prepared import connection_of, pooled_connection
 
     async with app.engine.connect() as conn:
         assert pooled_connection(conn) is await conn.get_raw_connection()

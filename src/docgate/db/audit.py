@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from docgate import audit, calls
 from docgate.audit import Action, Entry, Note, Scalar
-from docgate.db.prepared import PreparedQuery
+from docgate.db.prepared import PreparedQuery, connection_of
 
 __all__ = ["Action", "append_for", "fields", "note", "seal", "seal_all"]
 NOTES: Final = "docgate.audit_notes"  # the session.info key
@@ -95,9 +95,7 @@ async def append_for(session: AsyncSession, actor_id: Any) -> Entry | None:
     if decided is None:
         return None
     action, resource, changes = decided
-    connection = session.bind  # the transaction's (docgate.db.uow binds every session)
-    if not isinstance(connection, AsyncConnection):
-        connection = await session.connection()
+    connection = await connection_of(session)
     untimed = datetime.min  # the database gives the time (the transaction's now())
     request_id = calls.current_request_id()
     entry = Entry(0, untimed, actor_id, request_id, method, action, resource, changes)

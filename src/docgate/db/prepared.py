@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import ClauseElement
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -68,6 +68,16 @@ class PreparedQuery:
         async with _driver(conn) as driver:
             row: asyncpg.Record | None = await driver.fetchrow(self.sql, *args)
         return row
+
+
+async def connection_of(session: AsyncSession) -> AsyncConnection:
+    """The connection a docgate session is bound to (the RPC's), for statements run on the
+    driver (here): the same connection `session.connection()` returns, without
+    the greenlet it spawns to begin the session's own transaction around it."""
+    bind = session.bind
+    if isinstance(bind, AsyncConnection):
+        return bind
+    return await session.connection()
 
 
 def pooled_connection(conn: AsyncConnection) -> PoolProxiedConnection | None:

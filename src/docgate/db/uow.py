@@ -79,16 +79,6 @@ def page_tokens(session: AsyncSession | Session) -> PageTokens:
     return tokens
 
 
-async def connection_of(session: AsyncSession) -> AsyncConnection:
-    """The connection a docgate session is bound to (the RPC's), for statements run on the
-    driver (docgate.db.prepared): the same connection `session.connection()` returns, without
-    the greenlet it spawns to begin the session's own transaction around it."""
-    bind = session.bind
-    if isinstance(bind, AsyncConnection):
-        return bind
-    return await session.connection()
-
-
 async def _close(session: AsyncSession) -> None:
     """Close a session that did anything; one that only lent its connection to driver-level
     statements (no transaction of its own, no objects) has nothing to close, and closing it

@@ -47,8 +47,7 @@ from sqlalchemy.sql.elements import BinaryExpression, BooleanClauseList, False_,
 
 from docgate import policy
 from docgate.db.models import Document, Role, UserRole
-from docgate.db.prepared import PreparedQuery
-from docgate.db.uow import connection_of
+from docgate.db.prepared import PreparedQuery, connection_of
 from docgate.principal import Principal
 
 DOCUMENTS: Final[Table] = Document.__table__  # type: ignore[assignment]

@@ -23,8 +23,8 @@ from docgate import mapping, pagination, policy
 from docgate.db import audit
 from docgate.db.filtering import SHOW_DELETED
 from docgate.db.models import Document
-from docgate.db.prepared import PreparedQuery
-from docgate.db.uow import connection_of, page_tokens, principal_of
+from docgate.db.prepared import PreparedQuery, connection_of
+from docgate.db.uow import page_tokens, principal_of
 from docgate.errors import (
     Aborted,
     AlreadyExists,

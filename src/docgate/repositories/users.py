@@ -26,8 +26,8 @@ from docgate import mapping, pagination
 from docgate.db import audit
 from docgate.db.filtering import SHOW_DELETED
 from docgate.db.models import Document, Role, User, UserRole
-from docgate.db.prepared import PreparedQuery
-from docgate.db.uow import connection_of, page_tokens
+from docgate.db.prepared import PreparedQuery, connection_of
+from docgate.db.uow import page_tokens
 from docgate.errors import user_not_found, user_owns_documents
 from docgate.repositories.memberships import guard_last_admin, require_user
 from docgate.repositories.roles import BY_NAME, role_id, role_ids
