@@ -234,13 +234,16 @@ def filter_shape(
 @lru_cache(maxsize=1)
 def role_holders() -> DocumentQuery:
     """Up to LIMIT holders of the role named by the owner_role parameter."""
-    stmt = (
+    return DocumentQuery(_holders().limit(bindparam(LIMIT, type_=Integer)))
+
+
+def _holders() -> Select[Any]:
+    """The user ids holding the role the owner_role parameter names."""
+    return (
         select(UserRole.user_id)
         .join(Role, Role.id == UserRole.role_id)
         .where(Role.name == bindparam("owner_role", type_=String))
-        .limit(bindparam(LIMIT, type_=Integer))
     )
-    return DocumentQuery(stmt)
 
 
 def _filter(name: str, value: bool | None, *, own: bool = False) -> ColumnElement[bool]:
@@ -255,11 +258,7 @@ def _filter(name: str, value: bool | None, *, own: bool = False) -> ColumnElemen
     if name in BOOLEAN_FILTERS:
         return COLUMNS[name] == (true() if value else false())  # type: ignore[no-any-return]
     # owner_role: documents whose owner holds the role.
-    holders = (
-        select(UserRole.user_id)
-        .join(Role, Role.id == UserRole.role_id)
-        .where(Role.name == bindparam(name, type_=String))
-    )
+    holders = _holders()
     if own:  # the caller's own documents: one question, does the caller hold it (an InitPlan
         # that gates the range; as an IN it would be asked of every one of their documents)
         return exists(holders.where(UserRole.user_id == CALLER_ID))
@@ -346,16 +345,13 @@ def _per_holder(
     holder of the role the owner_role parameter names): a lateral index range per holder (in
     ``order``, up to ``limit`` rows each), their union."""
     if of_role:
-        holder: Any = (
-            select(UserRole.user_id.label("owner"))
-            .join(Role, Role.id == UserRole.role_id)
-            .where(Role.name == bindparam("owner_role", type_=String))
-            .subquery("holder")
-        )
+        holder: Any = _holders().subquery("holder")
+        owner = holder.c.user_id
     else:
         holders = func.unnest(bindparam(HOLDERS, type_=ARRAY(UUID(as_uuid=True))))
         holder = holders.table_valued("owner").render_derived(name="holder")
-    per_owner = select(*columns).where(arm, COLUMNS.owner_id == holder.c.owner)
+        owner = holder.c.owner
+    per_owner = select(*columns).where(arm, COLUMNS.owner_id == owner)
     if order is not None:
         per_owner = per_owner.order_by(*order)
     ranged = per_owner.limit(limit).lateral("per_holder")
