@@ -26,6 +26,7 @@ from docgate.db.sealer import APPLICATION_NAME as SEALER
 from docgate.db.sealer import AuditSealer
 from docgate.db.uow import UnitOfWork
 from docgate.edge import tracing
+from docgate.edge.access import AccessLog
 from docgate.edge.auth import AuthInterceptor
 from docgate.edge.calls import CallInterceptor
 from docgate.edge.consistency import ConsistencyInterceptor
@@ -82,6 +83,8 @@ class App:
     # Seals committed audit entries in the background (docgate.db.sealer); the server starts
     # it, a commit that wrote an entry pokes it.
     sealer: AuditSealer | None = None
+    # The access log's batch of records not yet written (docgate.edge.access): flushed on close.
+    access_log: AccessLog | None = None
 
     def check_policy_covers_services(self) -> None:
         """Deny by default is a safety net, not a way to ship a method nobody can call."""
@@ -90,6 +93,8 @@ class App:
             raise UnlistedMethodError(f"served but not in policy.RPC_ACCESS: {unlisted}")
 
     async def close(self) -> None:
+        if self.access_log is not None:
+            self.access_log.flush()
         if self.sealer is not None:
             await self.sealer.close()
         await self.principals.close()
@@ -149,7 +154,8 @@ def build_app(settings: Settings, database_url: str, tracer_provider: object = N
         audit_written=sealer.poke,
     )
     auth = AuthInterceptor(TokenVerifier(settings), uow, principals)
-    calls = CallInterceptor(auth, metrics, access_log=settings.access_log, worker=_worker(settings))
+    access_log = AccessLog() if settings.access_log else None
+    calls = CallInterceptor(auth, metrics, access_log=access_log, worker=_worker(settings))
     provider = tracer_provider if tracer_provider is not None else tracing.from_environment()
     traced: tuple[ServerInterceptor, ...] = ()
     if provider is not None:
@@ -169,4 +175,5 @@ def build_app(settings: Settings, database_url: str, tracer_provider: object = N
         principals=principals,
         replicas=replicas,
         sealer=sealer,
+        access_log=access_log,
     )

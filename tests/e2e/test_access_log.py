@@ -17,6 +17,7 @@ from docgate.v1 import documents_pb2, documents_pb2_grpc, users_pb2, users_pb2_g
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from docgate.bootstrap import build_app
+from docgate.edge.access import BATCH
 from docgate.edge.requests import HEADER, install_request_id_filter
 from docgate.server import start_server
 from tests.conftest import settings_for
@@ -167,3 +168,50 @@ async def test_one_access_record_per_call(database_url: str) -> None:
 async def test_access_log_false_writes_none(database_url: str) -> None:
     records, _ = await _calls(database_url, access_log=False)
     assert records == []
+
+
+async def test_concurrent_calls_each_get_their_record_before_the_server_stops(
+    database_url: str,
+) -> None:
+    """More calls at once than a batch holds (docgate.edge.access): each call's record is
+    written while the server runs, once, with its own request id and outcome."""
+    handler = RecordingHandler()
+    install_request_id_filter([handler])
+    access = logging.getLogger("docgate.access")
+    access.addHandler(handler)
+    level = access.level
+    access.setLevel(logging.INFO)
+    calls = 3 * BATCH + 5
+    try:
+        app = build_app(settings_for(database_url, access_log=True), database_url)
+        user = await make_user(app, "free_user")
+        running = await start_server(app, "127.0.0.1:0")
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+                users = users_pb2_grpc.UserServiceStub(channel)
+
+                async def one(n: int) -> None:
+                    metadata = (*user.metadata, (HEADER, f"batch-{n}"))
+                    if n % 2:
+                        metadata = ((HEADER, f"batch-{n}"),)  # no token: UNAUTHENTICATED
+                        await expect_error(
+                            users.GetCurrentUser(ME, metadata=metadata, timeout=10),
+                            grpc.StatusCode.UNAUTHENTICATED,
+                        )
+                    else:
+                        await users.GetCurrentUser(ME, metadata=metadata, timeout=10)
+
+                await asyncio.gather(*(one(n) for n in range(calls)))
+                for _ in range(100):  # written within DELAY_SECONDS, while serving
+                    if len(_access_records(handler)) >= calls:
+                        break
+                    await asyncio.sleep(0.1)
+                written = {r.request_id: r.code for r in _access_records(handler)}  # type: ignore[attr-defined]
+                assert len(_access_records(handler)) == calls
+        finally:
+            await running.stop(None)
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
+    expected = {f"batch-{n}": "UNAUTHENTICATED" if n % 2 else "OK" for n in range(calls)}
+    assert written == expected

@@ -13,10 +13,10 @@ handler grpc resolved, so a re-registered service is re-wrapped) and a unary cal
    Principal for the servicer;
 3. the servicer runs; what it raises becomes a status (docgate.edge.errors.status_of: domain
    errors with their ErrorInfo, anything else INTERNAL, logged with its traceback);
-4. the outcome is counted (docgate.edge.metrics) and, when the access log is on, logged as one
-   record on the ``docgate.access`` logger: method, code, duration_ms, user_id, peer (and the
-   request id, from the log filter). Never a token, an e-mail or content: the record is built
-   here from those fields only.
+4. the outcome is counted (docgate.edge.metrics) and, when the access log is on, noted for
+   its one record on the ``docgate.access`` logger (docgate.edge.access writes them in
+   batches): method, code, duration_ms, user_id, peer and the request id. Never a token, an
+   e-mail or content: the record is built from those fields only.
 
 Per-call response metadata: code running inside a call may add trailing metadata with
 `add_response_metadata` (e.g. a consistency token on writes); it is sent with the call's
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import logging
 import time
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
@@ -41,6 +40,7 @@ from typing import Any, NoReturn
 import grpc
 import grpc.aio
 
+from docgate.edge.access import AccessLog
 from docgate.edge.auth import AuthInterceptor
 from docgate.edge.errors import status_of
 from docgate.edge.handlers import (
@@ -63,8 +63,6 @@ from docgate.edge.requests import (
 )
 from docgate.principal import Principal, current_principal
 from docgate.tokens import TokenRejected
-
-access_log = logging.getLogger("docgate.access")
 
 _OK = grpc.StatusCode.OK
 
@@ -111,7 +109,7 @@ class CallInterceptor(ServerInterceptor):
         auth: AuthInterceptor,
         metrics: Metrics | None = None,
         *,
-        access_log: bool = False,
+        access_log: AccessLog | None = None,
         worker: str | None = None,
     ) -> None:
         # ``worker``: a worker of `serve --workers N` names itself (INDEX/PID) in every answer's
@@ -286,23 +284,14 @@ class CallInterceptor(ServerInterceptor):
         seconds = time.perf_counter() - state.started
         if method.metrics is not None:
             method.metrics.finished(code, seconds)
-        if self._access_log and access_log.isEnabledFor(logging.INFO):
+        access = self._access_log
+        if access is not None and access.enabled():
             principal = state.principal
-            user_id = str(principal.user_id) if principal is not None else "-"
-            duration_ms = round(seconds * 1000, 3)
-            peer = context.peer()
-            access_log.info(
-                "%s %s %.1fms user=%s peer=%s",
+            access.add(
                 method.path,
                 code.name,
-                duration_ms,
-                user_id,
-                peer,
-                extra={
-                    "method": method.path,
-                    "code": code.name,
-                    "duration_ms": duration_ms,
-                    "user_id": user_id,
-                    "peer": peer,
-                },
+                round(seconds * 1000, 3),
+                str(principal.user_id) if principal is not None else "-",
+                context.peer(),
+                state.request_id,
             )

@@ -54,13 +54,16 @@ def reset_request_id(tokens: tuple[Token[str | None], Token[str | None]]) -> Non
 
 
 class RequestIdFilter(logging.Filter):
-    """Adds ``record.request_id`` (the current RPC's, or "-") to every record it sees.
+    """Adds ``record.request_id`` (the current RPC's, or "-") to every record it sees that does
+    not carry one already (an access record is written after its call, with its call's id:
+    docgate.edge.access).
 
     Attach it to a *handler*: a logger's own filters do not see records propagated from its
     children, a handler's do."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = _request_id.get() or NO_REQUEST
+        if "request_id" not in record.__dict__:
+            record.request_id = _request_id.get() or NO_REQUEST
         return True
 
 

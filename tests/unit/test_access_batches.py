@@ -1,0 +1,130 @@
+"""docgate.edge.access: access records are noted at a call's end and written in batches — each
+with its own call's time and request id, none lost, none twice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+
+from docgate.edge import access
+from docgate.edge.access import AccessLog
+from docgate.edge.requests import bind_request_id, install_request_id_filter, reset_request_id
+from tests.support import RecordingHandler
+
+
+def _recording() -> tuple[AccessLog, RecordingHandler, logging.Logger]:
+    logger = logging.getLogger(f"docgate.access.test{time.monotonic_ns()}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    handler = RecordingHandler()
+    install_request_id_filter([handler])  # what `docgate serve` puts on its handlers
+    logger.addHandler(handler)
+    return AccessLog(logger), handler, logger
+
+
+def _note(log: AccessLog, n: int, request_id: str = "r") -> None:
+    log.add(
+        "/docgate.v1.UserService/GetCurrentUser",
+        "OK",
+        1.5,
+        "u-1",
+        "ipv4:1.2.3.4:5",
+        f"{request_id}{n}",
+    )
+
+
+async def test_a_record_waits_for_its_batch_and_keeps_its_calls_time() -> None:
+    log, handler, _ = _recording()
+    before = time.time()
+    _note(log, 1)
+    after = time.time()
+    assert handler.records == []  # noted, not yet written
+    log.flush()
+    (record,) = handler.records
+    assert before <= record.created <= after  # the call's end, not the flush's
+    assert record.msecs == int((record.created % 1) * 1000)
+    assert record.getMessage() == (
+        "/docgate.v1.UserService/GetCurrentUser OK 1.5ms user=u-1 peer=ipv4:1.2.3.4:5"
+    )
+    fields = {k: getattr(record, k) for k in ("method", "code", "duration_ms", "user_id", "peer")}
+    assert fields == {
+        "method": "/docgate.v1.UserService/GetCurrentUser",
+        "code": "OK",
+        "duration_ms": 1.5,
+        "user_id": "u-1",
+        "peer": "ipv4:1.2.3.4:5",
+    }
+    log.flush()  # nothing twice
+    assert len(handler.records) == 1
+
+
+async def test_the_delay_writes_a_lone_record_without_a_flush() -> None:
+    log, handler, _ = _recording()
+    _note(log, 1)
+    for _ in range(200):
+        if handler.records:
+            break
+        await asyncio.sleep(access.DELAY_SECONDS / 2)
+    assert [r.request_id for r in handler.records] == ["r1"]  # type: ignore[attr-defined]
+
+
+async def test_a_full_batch_is_written_on_the_next_turn_each_with_its_own_request_id() -> None:
+    log, handler, _ = _recording()
+    # Note the calls as the calls themselves do: each inside its own request's context; the
+    # batch is then written outside all of them, and every record must keep its own id.
+    for n in range(access.BATCH):
+        tokens = bind_request_id(f"call-{n}", "/m")
+        try:
+            _note(log, n, "call-")
+        finally:
+            reset_request_id(tokens)
+    assert handler.records == []
+    await asyncio.sleep(0)  # the loop's next turn, long before DELAY_SECONDS
+    await asyncio.sleep(0)
+    ids = [r.request_id for r in handler.records]  # type: ignore[attr-defined]
+    assert ids == [f"call-{n}" for n in range(access.BATCH)]
+
+
+async def test_the_batch_is_written_outside_the_call_that_filled_it() -> None:
+    log, handler, _ = _recording()
+    seen: list[str | None] = []
+
+    class Spy(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            from docgate.calls import current_request_id
+
+            seen.append(current_request_id())
+            return True
+
+    handler.addFilter(Spy())
+    tokens = bind_request_id("the-filler", "/m")
+    try:
+        for n in range(access.BATCH):
+            _note(log, n)
+    finally:
+        reset_request_id(tokens)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert len(seen) == access.BATCH
+    assert set(seen) == {None}
+
+
+async def test_enabled_follows_the_loggers_level() -> None:
+    log, _, logger = _recording()
+    logger.setLevel(logging.WARNING)
+    assert not log.enabled()
+    logger.setLevel(logging.INFO)
+    assert log.enabled()
+
+
+def test_flush_outside_a_loop_writes_what_is_noted() -> None:
+    log, handler, _ = _recording()
+
+    async def note() -> None:
+        _note(log, 7)
+
+    contextvars.copy_context().run(asyncio.run, note())
+    log.flush()  # the loop is gone (a shutdown after it): the record is still written
+    assert [r.request_id for r in handler.records] == ["r7"]  # type: ignore[attr-defined]
