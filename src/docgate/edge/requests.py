@@ -3,8 +3,8 @@ can name the same call.
 
 The id comes from the caller's ``x-request-id`` metadata when it is well-formed (at most 128
 characters of ``[A-Za-z0-9._-]``: safe to echo into logs and headers), else it is generated. It
-is sent back in the call's trailing metadata (with the status, on success and failure alike:
-initial metadata would cost a batch of its own per call, see docgate.edge.calls), held in a
+is sent back in the call's trailing metadata (with the status, on success and failure alike)
+and in an answer's initial metadata (docgate.edge.calls says when, and what it costs), held in a
 module-level ContextVar for the duration of the call (so nothing has to thread it through by
 hand), and stamped on every log record by `RequestIdFilter`. The edge's one wrapper
 (docgate.edge.calls) sets it first thing in every call, so authentication, error mapping and
