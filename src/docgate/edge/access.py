@@ -9,8 +9,8 @@ event loop but outside any call:
 * when the app closes (`flush`: every shutdown path, docgate.bootstrap.App.close).
 
 Why: measured in the server under load, making and formatting a JSON record one call at a time
-costs ~65 µs of CPU (8% of a GetDocument); the same records made in a row cost about a third of
-that, since the logging and JSON code stay warm in the CPU's caches (bench/README.md, "Observed
+takes ~64 µs (8% of a GetDocument's CPU); the same records made in a row take ~37 µs each,
+since the logging and JSON code stay warm in the CPU's caches (bench/README.md, "Observed
 mode"). What a record says does not change: it is a standard LogRecord, handled by the
 logger's handlers and filters as any other, its ``created`` time is the call's end (not the
 batch's) and its ``request_id`` the call's own (docgate.edge.requests.RequestIdFilter keeps a
