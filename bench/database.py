@@ -121,6 +121,23 @@ WHERE i.indrelid = $1::regclass
 """
 
 
+async def seed(
+    url: str, docs: int, *, analyze: bool = False
+) -> tuple[list[Caller], list[list[str]]]:
+    """Seed the owners, the callers and ``docs`` documents at ``url`` (``analyze``: then VACUUM
+    ANALYZE); returns the callers and, per caller, the document ids it may read."""
+    conn = await asyncpg.connect(url)
+    try:
+        callers = await seed_users(conn)
+        await seed_documents(conn, docs)
+        if analyze:
+            await conn.execute("VACUUM ANALYZE")
+        targets = [await visible_targets(conn, caller) for caller in callers]
+    finally:
+        await conn.close()
+    return callers, targets
+
+
 async def drop_secondary_indexes(conn: asyncpg.Connection, table: str) -> list[str]:
     """Drop ``table``'s indexes that back no constraint; returns their definitions."""
     rows = await conn.fetch(_SECONDARY_INDEXES, table)

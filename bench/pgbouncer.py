@@ -42,8 +42,6 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
 from bench import calls, database, procs
 from bench.loadgen import call_once
 from bench.runner import Comparison, LoadShape, Runner, Stats
@@ -67,25 +65,6 @@ RATIOS = (
 
 def _log(message: str) -> None:
     print(f"[bench.pgbouncer {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-async def _seed(data_dir: Path, docs: int) -> tuple[str, list[database.Caller], list[list[str]]]:
-    url = await database.create_database(data_dir)
-    conn = await asyncpg.connect(url)
-    try:
-        callers = await database.seed_users(conn)
-        await database.seed_documents(conn, docs)
-        targets = [await database.visible_targets(conn, caller) for caller in callers]
-    finally:
-        await conn.close()
-    return url, callers, targets
-
-
-def _serve(stack: ExitStack, name: str, env: dict[str, str], log_dir: Path) -> str:
-    port = procs.free_port()
-    env = {**env, "DOCGATE_LISTEN": f"{procs.HOST}:{port}"}
-    argv = [procs.docgate_executable(), "serve"]
-    return stack.enter_context(procs.server(name.replace("+", "-"), argv, env, port, log_dir))
 
 
 def _load() -> str:
@@ -124,7 +103,8 @@ def run(docs: int, shape: LoadShape, results_dir: Path = RESULTS) -> int:
     atexit.register(shutil.rmtree, work, ignore_errors=True)
     with ExitStack() as stack:
         _log(f"seeding {docs} documents ({_load()})")
-        url, callers, targets = asyncio.run(_seed(work / "pg", docs))
+        url = asyncio.run(database.create_database(work / "pg"))
+        callers, targets = asyncio.run(database.seed(url, docs))
         through = stack.enter_context(
             pgbouncer.running(work / "pgbouncer", url, SERVER_CONNECTIONS)
         )
@@ -134,12 +114,14 @@ def run(docs: int, shape: LoadShape, results_dir: Path = RESULTS) -> int:
         # `docgate serve` migrates at start, here through PgBouncer too: the schema is at head
         # already (seeded directly), so that is a read of alembic_version by one client.
         servers = {
-            DIRECT: _serve(stack, DIRECT, env, work),
-            NO_PRINCIPAL_CACHE: _serve(
+            DIRECT: procs.serve_docgate(stack, DIRECT, env, work),
+            NO_PRINCIPAL_CACHE: procs.serve_docgate(
                 stack, NO_PRINCIPAL_CACHE, {**env, "DOCGATE_PRINCIPAL_CACHE": "off"}, work
             ),
-            DIRECT_TXN: _serve(stack, DIRECT_TXN, {**env, **txn}, work),
-            THROUGH: _serve(stack, THROUGH, {**env, **txn, "DOCGATE_DATABASE_URL": through}, work),
+            DIRECT_TXN: procs.serve_docgate(stack, DIRECT_TXN, {**env, **txn}, work),
+            THROUGH: procs.serve_docgate(
+                stack, THROUGH, {**env, **txn, "DOCGATE_DATABASE_URL": through}, work
+            ),
         }
         headers = [calls.metadata(caller, secret) for caller in callers]
         scenarios = {

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
 from pathlib import Path
 
 import grpc
@@ -78,6 +80,16 @@ def server(
         yield target
     finally:
         stop(process)
+
+
+def serve_docgate(stack: ExitStack, name: str, env: Mapping[str, str], log_dir: Path) -> str:
+    """`docgate serve` on a free port with ``env``, stopped when ``stack`` closes; its target.
+    Its log is ``log_dir``/``name``.log (``name`` with anything but ``[A-Za-z0-9._-]`` as ``-``)."""
+    port = free_port()
+    argv = [docgate_executable(), "serve"]
+    env = {**env, "DOCGATE_LISTEN": f"{HOST}:{port}"}
+    log_name = re.sub(r"[^A-Za-z0-9._-]", "-", name)
+    return stack.enter_context(server(log_name, argv, env, port, log_dir))
 
 
 def _wait_serving(

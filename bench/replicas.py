@@ -19,8 +19,6 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
-import asyncpg
-
 from bench import calls, database, procs
 from bench.runner import LoadShape, Runner
 from docgate.db import migrations
@@ -34,23 +32,10 @@ WITH_REPLICA = "with replica"
 async def _seed(pair: Pair, docs: int) -> tuple[str, str, list[database.Caller], list[list[str]]]:
     url = await ensure_database(pair.primary.url(), database.DATABASE)
     await migrations.upgrade(url)
-    conn = await asyncpg.connect(url)
-    try:
-        callers = await database.seed_users(conn)
-        await database.seed_documents(conn, docs)
-        targets = [await database.visible_targets(conn, caller) for caller in callers]
-    finally:
-        await conn.close()
+    callers, targets = await database.seed(url, docs)
     replica = pair.replica.url(database.DATABASE)
     await wait_replayed(replica, await primary_position(url))
     return url, replica, callers, targets
-
-
-def _serve(stack: ExitStack, name: str, env: dict[str, str], log_dir: Path) -> str:
-    port = procs.free_port()
-    env = {**env, "DOCGATE_LISTEN": f"{procs.HOST}:{port}"}
-    argv = [procs.docgate_executable(), "serve"]
-    return stack.enter_context(procs.server(name.replace(" ", "-"), argv, env, port, log_dir))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         secret = database.new_secret()
         env = {"DOCGATE_DATABASE_URL": url, "DOCGATE_JWT_SECRET": secret}
         servers = {
-            PRIMARY_ONLY: _serve(stack, PRIMARY_ONLY, env, Path(tmp)),
-            WITH_REPLICA: _serve(
+            PRIMARY_ONLY: procs.serve_docgate(stack, PRIMARY_ONLY, env, Path(tmp)),
+            WITH_REPLICA: procs.serve_docgate(
                 stack, WITH_REPLICA, {**env, "DOCGATE_DATABASE_READ_URLS": replica}, Path(tmp)
             ),
         }

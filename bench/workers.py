@@ -24,8 +24,6 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-import asyncpg
-
 from bench import calls, database, procs
 from bench.h2load import run_h2load
 from bench.loadgen import call_once
@@ -45,19 +43,6 @@ def _wait_all_workers(log: Path, count: int, timeout_s: float = 60) -> None:
     raise RuntimeError(f"not all {count} workers serving (log: {log})")
 
 
-async def _seed(data_dir: Path, docs: int) -> tuple[str, list[database.Caller], list[list[str]]]:
-    url = await database.create_database(data_dir)
-    conn = await asyncpg.connect(url)
-    try:
-        callers = await database.seed_users(conn)
-        await database.seed_documents(conn, docs)
-        await conn.execute("VACUUM ANALYZE")
-        targets = [await database.visible_targets(conn, caller) for caller in callers]
-    finally:
-        await conn.close()
-    return url, callers, targets
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=10_000)
@@ -72,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     # Registered before PostgreSQL starts: atexit runs last-in first-out, so the embedded
     # server (stopped at exit by its wheel) is stopped before its directory goes.
     atexit.register(shutil.rmtree, work, ignore_errors=True)
-    url, callers, targets = asyncio.run(_seed(Path(work) / "pg", args.docs))
+    url = asyncio.run(database.create_database(Path(work) / "pg"))
+    callers, targets = asyncio.run(database.seed(url, args.docs, analyze=True))
     caller = next(i for i, c in enumerate(callers) if c.role == "paid_user")
     headers = [calls.metadata(callers[caller], secret)]
     scenarios = {
