@@ -4,11 +4,13 @@ level, and one access-log record per call (docgate.edge.calls, docgate.logs)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
 import socket
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -118,7 +120,9 @@ def _access_records(handler: RecordingHandler) -> list[logging.LogRecord]:
     return [r for r in handler.records if r.name == "docgate.access"]
 
 
-async def _calls(database_url: str, **settings: Any) -> tuple[list[logging.LogRecord], str]:
+@contextlib.contextmanager
+def _recording_access() -> Iterator[RecordingHandler]:
+    """Every docgate.access record while inside (with the request-id filter `serve` installs)."""
     handler = RecordingHandler()
     install_request_id_filter([handler])
     access = logging.getLogger("docgate.access")
@@ -126,6 +130,14 @@ async def _calls(database_url: str, **settings: Any) -> tuple[list[logging.LogRe
     level = access.level
     access.setLevel(logging.INFO)
     try:
+        yield handler
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
+
+
+async def _calls(database_url: str, **settings: Any) -> tuple[list[logging.LogRecord], str]:
+    with _recording_access() as handler:
         app = build_app(settings_for(database_url, **settings), database_url)
         user = await make_user(app, "free_user")
         running = await start_server(app, "127.0.0.1:0")
@@ -145,9 +157,6 @@ async def _calls(database_url: str, **settings: Any) -> tuple[list[logging.LogRe
                 )
         finally:
             await running.stop(None)
-    finally:
-        access.removeHandler(handler)
-        access.setLevel(level)
     return _access_records(handler), str(user.id)
 
 
@@ -175,14 +184,8 @@ async def test_concurrent_calls_each_get_their_record_before_the_server_stops(
 ) -> None:
     """More calls at once than a batch holds (docgate.edge.access): each call's record is
     written while the server runs, once, with its own request id and outcome."""
-    handler = RecordingHandler()
-    install_request_id_filter([handler])
-    access = logging.getLogger("docgate.access")
-    access.addHandler(handler)
-    level = access.level
-    access.setLevel(logging.INFO)
     calls = 3 * BATCH + 5
-    try:
+    with _recording_access() as handler:
         app = build_app(settings_for(database_url, access_log=True), database_url)
         user = await make_user(app, "free_user")
         running = await start_server(app, "127.0.0.1:0")
@@ -210,8 +213,5 @@ async def test_concurrent_calls_each_get_their_record_before_the_server_stops(
                 assert len(_access_records(handler)) == calls
         finally:
             await running.stop(None)
-    finally:
-        access.removeHandler(handler)
-        access.setLevel(level)
     expected = {f"batch-{n}": "UNAUTHENTICATED" if n % 2 else "OK" for n in range(calls)}
     assert written == expected

@@ -76,6 +76,13 @@ async def test_an_ex_admin_cannot_demote_an_admin(app: App, channel: grpc.aio.Ch
     assert held == 1
 
 
+def _retitle(doc_id: str, title: str) -> pb.UpdateDocumentRequest:
+    return pb.UpdateDocumentRequest(
+        document=pb.Document(id=doc_id, title=title),
+        update_mask=field_mask_pb2.FieldMask(paths=["title"]),
+    )
+
+
 async def test_an_ex_admin_cannot_write_a_private_document(
     app: App, channel: grpc.aio.Channel
 ) -> None:
@@ -84,10 +91,7 @@ async def test_an_ex_admin_cannot_write_a_private_document(
     private = await docs.CreateDocument(
         pb.CreateDocumentRequest(document=pb.Document(title="mine")), metadata=owner.metadata
     )
-    request = pb.UpdateDocumentRequest(
-        document=pb.Document(id=private.id, title="taken over"),
-        update_mask=field_mask_pb2.FieldMask(paths=["title"]),
-    )
+    request = _retitle(private.id, "taken over")
     await _race(
         app, caller, lambda: docs.UpdateDocument(request, metadata=caller.metadata, timeout=30)
     )
@@ -113,10 +117,7 @@ async def test_a_revocation_after_the_writes_start_waits_for_its_commit(
     doc = await docs.CreateDocument(
         pb.CreateDocumentRequest(document=pb.Document(title="before")), metadata=caller.metadata
     )
-    request = pb.UpdateDocumentRequest(
-        document=pb.Document(id=doc.id, title="after"),
-        update_mask=field_mask_pb2.FieldMask(paths=["title"]),
-    )
+    request = _retitle(doc.id, "after")
     holder = await asyncpg.connect(_dsn(database_url))
     revoker = await asyncpg.connect(_dsn(database_url))
     try:
