@@ -7,7 +7,7 @@ Nothing here runs at import time. The server, the CLI and the tests all call `bu
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -28,6 +28,7 @@ from docgate.db.uow import UnitOfWork
 from docgate.edge import tracing
 from docgate.edge.access import AccessLog
 from docgate.edge.auth import AuthInterceptor
+from docgate.edge.batches import Batcher
 from docgate.edge.calls import CallInterceptor
 from docgate.edge.consistency import ConsistencyInterceptor
 from docgate.edge.handlers import ServerInterceptor
@@ -83,8 +84,9 @@ class App:
     # Seals committed audit entries in the background (docgate.db.sealer); the server starts
     # it, a commit that wrote an entry pokes it.
     sealer: AuditSealer | None = None
-    # The access log's batch of records not yet written (docgate.edge.access): flushed on close.
-    access_log: AccessLog | None = None
+    # What calls noted for the metrics and the access log, not yet written
+    # (docgate.edge.batches): flushed on close.
+    batcher: Batcher = field(default_factory=Batcher)
 
     def check_policy_covers_services(self) -> None:
         """Deny by default is a safety net, not a way to ship a method nobody can call."""
@@ -93,8 +95,7 @@ class App:
             raise UnlistedMethodError(f"served but not in policy.RPC_ACCESS: {unlisted}")
 
     async def close(self) -> None:
-        if self.access_log is not None:
-            self.access_log.flush()
+        self.batcher.flush()
         if self.sealer is not None:
             await self.sealer.close()
         await self.principals.close()
@@ -127,7 +128,8 @@ def build_app(settings: Settings, database_url: str, tracer_provider: object = N
     engine = create_engine(database_url, settings)
     sessions = create_session_factory(engine)
     install_document_policy(sessions)
-    metrics = Metrics() if settings.metrics_listen else None
+    batcher = Batcher()
+    metrics = Metrics(batcher=batcher) if settings.metrics_listen else None
     if metrics is not None:
         metrics.pool_configured(settings.pool_size, settings.max_overflow)
     # LISTEN needs a session of its own, which a transaction pooler does not give: behind
@@ -154,7 +156,7 @@ def build_app(settings: Settings, database_url: str, tracer_provider: object = N
         audit_written=sealer.poke,
     )
     auth = AuthInterceptor(TokenVerifier(settings), uow, principals)
-    access_log = AccessLog() if settings.access_log else None
+    access_log = AccessLog(batcher=batcher) if settings.access_log else None
     calls = CallInterceptor(auth, metrics, access_log=access_log, worker=_worker(settings))
     provider = tracer_provider if tracer_provider is not None else tracing.from_environment()
     traced: tuple[ServerInterceptor, ...] = ()
@@ -175,5 +177,5 @@ def build_app(settings: Settings, database_url: str, tracer_provider: object = N
         principals=principals,
         replicas=replicas,
         sealer=sealer,
-        access_log=access_log,
+        batcher=batcher,
     )

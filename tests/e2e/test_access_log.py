@@ -19,7 +19,7 @@ from docgate.v1 import documents_pb2, documents_pb2_grpc, users_pb2, users_pb2_g
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from docgate.bootstrap import build_app
-from docgate.edge.access import BATCH
+from docgate.edge.batches import SIZE as BATCH
 from docgate.edge.requests import HEADER, install_request_id_filter
 from docgate.server import start_server
 from tests.conftest import settings_for

@@ -113,12 +113,17 @@ AfterCommit = Callable[[AsyncSession], None]
 AuditWritten = Callable[[], None]
 
 
+# The pool's state right now: (connections checked out, connections beyond the pool size).
+PoolState = Callable[[], tuple[int, int]]
+
+
 class PoolObserver(Protocol):
     """Told about each RPC's connection (docgate.edge.metrics.Metrics is one): how long the
-    call waited for it, and the pool's state after checkout and after checkin."""
+    call waited for it, and that it was checked out and in; ``state`` reads the pool's state
+    (when the observer wants it, not on every call)."""
 
-    def pool_acquired(self, waited: float, checked_out: int, overflow: int) -> None: ...
-    def pool_released(self, checked_out: int, overflow: int) -> None: ...
+    def pool_acquired(self, waited: float, state: PoolState) -> None: ...
+    def pool_released(self, state: PoolState) -> None: ...
     def pool_timed_out(self, waited: float) -> None: ...
 
 
@@ -183,7 +188,7 @@ class UnitOfWork:
                 async with self._engine.connect() as connection:
                     acquired = True
                     if observer is not None:
-                        observer.pool_acquired(time.perf_counter() - start, *self._pool_state())
+                        observer.pool_acquired(time.perf_counter() - start, self._pool_state)
                     scope = _RpcScope(connection)
                     token = _scope.set(scope)
                     try:
@@ -202,7 +207,7 @@ class UnitOfWork:
                 raise
             finally:
                 if observer is not None and acquired:
-                    observer.pool_released(*self._pool_state())
+                    observer.pool_released(self._pool_state)
 
     def _pool_state(self) -> tuple[int, int]:
         pool = self._engine.pool

@@ -1,46 +1,44 @@
 """The access log: one INFO record per call on the ``docgate.access`` logger, written in batches.
 
 A call's end only notes its fields (method, code, duration_ms, user_id, peer, request_id and
-the time it ended); the records are made and handed to the logger a batch at a time, from the
-event loop but outside any call:
-
-* when `BATCH` calls are waiting (on the loop's next turn), or
-* `DELAY_SECONDS` after the first of them ended, whichever comes first, and
-* when the app closes (`flush`: every shutdown path, docgate.bootstrap.App.close).
+the time it ended); the records are made and handed to the logger a batch at a time by a
+docgate.edge.batches.Batcher (32 calls, or 50 ms after the first, and at shutdown), from the
+event loop but outside any call.
 
 Why: measured in the server under load, making and formatting a JSON record one call at a time
-takes ~64 µs (8% of a GetDocument's CPU); the same records made in a row take ~37 µs each,
-since the logging and JSON code stay warm in the CPU's caches (bench/README.md, "Observed
-mode"). What a record says does not change: it is a standard LogRecord, handled by the
-logger's handlers and filters as any other, its ``created`` time is the call's end (not the
-batch's) and its ``request_id`` the call's own (docgate.edge.requests.RequestIdFilter keeps a
-record's id when it already has one). The cost of the batching: a record reaches the log up to
-`DELAY_SECONDS` after its call answered, possibly after a WARNING that the same call logged
-(both carry the call's request id and time), and a process killed without a shutdown
-(SIGKILL, a crash) loses the records of at most its last `DELAY_SECONDS`.
+takes ~64 µs (8% of a GetDocument's CPU); the same records made in a row take ~37 µs each
+(bench/README.md, "Observed mode"). What a record says does not change: it is a standard
+LogRecord, handled by the logger's handlers and filters as any other, its ``created`` time is
+the call's end (not the batch's) and its ``request_id`` the call's own
+(docgate.edge.requests.RequestIdFilter keeps a record's id when it already has one). The cost
+of the batching: a record reaches the log up to 50 ms after its call answered, possibly after a
+WARNING that the same call logged (both carry the call's request id and time), and a process
+killed without a shutdown (SIGKILL, a crash) loses the records of at most its last 50 ms.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import logging
 import time
-from typing import Final
+from typing import Any, Final
 
-BATCH: Final = 32
-DELAY_SECONDS: Final = 0.05
+import grpc
+
+from docgate.edge.batches import SIZE, Batcher
+
 _FORMAT: Final = "%s %s %.1fms user=%s peer=%s"
-# (ended: time.time(), method, code name, duration_ms, user_id, peer, request_id)
-_Entry = tuple[float, str, str, float, str, str, str]
+# (ended: time.time(), method, code, seconds, user_id or None, peer, request_id)
+_Entry = tuple[float, str, grpc.StatusCode, float, object, str, str]
 
 
 class AccessLog:
-    def __init__(self, logger: logging.Logger | None = None) -> None:
+    def __init__(
+        self, logger: logging.Logger | None = None, batcher: Batcher | None = None
+    ) -> None:
         self._logger = logger if logger is not None else logging.getLogger("docgate.access")
         self._pending: list[_Entry] = []
-        self._timer: asyncio.TimerHandle | None = None
-        self._soon: asyncio.Handle | None = None
+        self._batcher = batcher if batcher is not None else Batcher()
+        self._batcher.add_writer(self._write)
 
     def enabled(self) -> bool:
         return self._logger.isEnabledFor(logging.INFO)
@@ -48,55 +46,92 @@ class AccessLog:
     def add(
         self,
         method: str,
-        code: str,
-        duration_ms: float,
-        user_id: str,
+        code: grpc.StatusCode,
+        seconds: float,
+        user_id: object,
         peer: str,
         request_id: str,
     ) -> None:
-        """Note one finished call; its record is written with the next batch."""
+        """Note one finished call (``user_id`` None: no caller); its record is written with the
+        next batch, which also spells the code, the duration and the user id out."""
         pending = self._pending
-        pending.append((time.time(), method, code, duration_ms, user_id, peer, request_id))
-        if len(pending) >= BATCH:
-            if self._soon is None:
-                # A fresh, empty context: the batch is no call's (not the one that filled it).
-                self._soon = _loop().call_soon(self.flush, context=contextvars.Context())
-        elif self._timer is None:
-            self._timer = _loop().call_later(
-                DELAY_SECONDS, self.flush, context=contextvars.Context()
-            )
+        pending.append((time.time(), method, code, seconds, user_id, peer, request_id))
+        if len(pending) >= SIZE:
+            self._batcher.full()
+        else:
+            self._batcher.soon()
 
     def flush(self) -> None:
-        """Write every noted call's record now."""
-        for handle in (self._timer, self._soon):
-            if handle is not None:
-                handle.cancel()
-        self._timer = self._soon = None
+        """Write every noted call's record now (and whatever else the batcher holds)."""
+        self._batcher.flush()
+
+    def _write(self) -> None:
         pending, self._pending = self._pending, []
+        if not pending:
+            return
         logger = self._logger
-        for ended, method, code, duration_ms, user_id, peer, request_id in pending:
-            record = logger.makeRecord(
-                logger.name,
-                logging.INFO,
-                __file__,
-                0,
-                _FORMAT,
-                (method, code, duration_ms, user_id, peer),
-                None,
-                extra={
-                    "method": method,
-                    "code": code,
-                    "duration_ms": duration_ms,
-                    "user_id": user_id,
-                    "peer": peer,
-                    "request_id": request_id,
-                },
+        # One record made as logging makes them; the others are copies of it with their own
+        # call's fields and time. Same attributes (the thread, process and task names are the
+        # batch's either way), without LogRecord.__init__'s lookups per record. A record factory
+        # of someone else's (logging.setLogRecordFactory) makes every record itself.
+        first = self._record(pending[0])
+        template = first.__dict__.copy()  # before a filter or formatter adds to it
+        logger.handle(first)
+        if logging.getLogRecordFactory() is not logging.LogRecord:
+            for entry in pending[1:]:
+                logger.handle(self._record(entry))
+            return
+        new, record_type = object.__new__, logging.LogRecord
+        for ended, method, status, seconds, user, peer, request_id in pending[1:]:
+            code, duration_ms, user_id = _spelled(status, seconds, user)
+            record = new(record_type)
+            fields = record.__dict__
+            fields.update(template)
+            fields.update(
+                args=(method, code, duration_ms, user_id, peer),
+                msg=_FORMAT,
+                method=method,
+                code=code,
+                duration_ms=duration_ms,
+                user_id=user_id,
+                peer=peer,
+                request_id=request_id,
             )
-            record.relativeCreated += (ended - record.created) * 1000
-            record.created = ended
-            record.msecs = int((ended - int(ended)) * 1000) + 0.0
+            _stamp(fields, ended)
             logger.handle(record)
 
+    def _record(self, entry: _Entry) -> logging.LogRecord:
+        ended, method, status, seconds, user, peer, request_id = entry
+        code, duration_ms, user_id = _spelled(status, seconds, user)
+        logger = self._logger
+        record = logger.makeRecord(
+            logger.name,
+            logging.INFO,
+            __file__,
+            0,
+            _FORMAT,
+            (method, code, duration_ms, user_id, peer),
+            None,
+            extra={
+                "method": method,
+                "code": code,
+                "duration_ms": duration_ms,
+                "user_id": user_id,
+                "peer": peer,
+                "request_id": request_id,
+            },
+        )
+        _stamp(record.__dict__, ended)
+        return record
 
-def _loop() -> asyncio.AbstractEventLoop:
-    return asyncio.get_running_loop()
+
+def _spelled(code: grpc.StatusCode, seconds: float, user_id: object) -> tuple[str, float, str]:
+    """What the record says: the code's name, milliseconds to the µs, the user id or "-"."""
+    return code.name, round(seconds * 1000, 3), "-" if user_id is None else str(user_id)
+
+
+def _stamp(fields: dict[str, Any], ended: float) -> None:
+    """The record's time: its call's end (logging stamped it with the batch's)."""
+    fields["relativeCreated"] += (ended - fields["created"]) * 1000
+    fields["created"] = ended
+    fields["msecs"] = int((ended - int(ended)) * 1000) + 0.0

@@ -13,10 +13,11 @@ handler grpc resolved, so a re-registered service is re-wrapped) and a unary cal
    Principal for the servicer;
 3. the servicer runs; what it raises becomes a status (docgate.edge.errors.status_of: domain
    errors with their ErrorInfo, anything else INTERNAL, logged with its traceback);
-4. the outcome is counted (docgate.edge.metrics) and, when the access log is on, noted for
-   its one record on the ``docgate.access`` logger (docgate.edge.access writes them in
-   batches): method, code, duration_ms, user_id, peer and the request id. Never a token, an
-   e-mail or content: the record is built from those fields only.
+4. the outcome is noted for the metrics (docgate.edge.metrics) and, when the access log is
+   on, for its one record on the ``docgate.access`` logger (docgate.edge.access), both
+   written in batches (docgate.edge.batches). The record: method, code, duration_ms, user_id,
+   peer and the request id. Never a token, an e-mail or content: it is built from those
+   fields only.
 
 Per-call response metadata: code running inside a call may add trailing metadata with
 `add_response_metadata` (e.g. a consistency token on writes); it is sent with the call's
@@ -180,7 +181,7 @@ class CallInterceptor(ServerInterceptor):
                 except BaseException as error:
                     await self._failed(method, state, context, error)
                 if method.metrics is not None:
-                    method.metrics.sent.inc()
+                    method.metrics.send()
                 self._succeeded(method, state, context)
                 await context.send_initial_metadata(state.headers)
                 return response
@@ -208,7 +209,7 @@ class CallInterceptor(ServerInterceptor):
                                     headers = ()
                                 yield response
                                 if method.metrics is not None:
-                                    method.metrics.sent.inc()
+                                    method.metrics.send()
                         else:  # a coroutine that writes with context.write()
                             await result
                 except BaseException as error:
@@ -225,7 +226,7 @@ class CallInterceptor(ServerInterceptor):
         request_id = request_id_from(context.invocation_metadata())
         state = _Call(request_id, self._extra)
         if method.metrics is not None:
-            method.metrics.started.inc()
+            method.metrics.start()
         return state, (bind_request_id(request_id, method.path), _current_call.set(state))
 
     @staticmethod
@@ -236,10 +237,10 @@ class CallInterceptor(ServerInterceptor):
     @staticmethod
     def _requests(method: _Method, request: Any, streamed: bool) -> Any:
         """The request (or, streamed, the messages), counted; malformed bytes refused."""
-        counted = method.metrics.received if method.metrics is not None else None
+        counted = method.metrics.receive if method.metrics is not None else None
         if not streamed:
             if counted is not None:
-                counted.inc()
+                counted()
             if request is MALFORMED:
                 raise malformed_request()
             return request
@@ -247,7 +248,7 @@ class CallInterceptor(ServerInterceptor):
         async def messages() -> AsyncIterator[Any]:
             async for message in request:
                 if counted is not None:
-                    counted.inc()
+                    counted()
                 if message is MALFORMED:
                     raise malformed_request()
                 yield message
@@ -289,9 +290,9 @@ class CallInterceptor(ServerInterceptor):
             principal = state.principal
             access.add(
                 method.path,
-                code.name,
-                round(seconds * 1000, 3),
-                str(principal.user_id) if principal is not None else "-",
+                code,
+                seconds,
+                principal.user_id if principal is not None else None,
                 context.peer(),
                 state.request_id,
             )

@@ -15,7 +15,12 @@ that aggregates all workers (gauges say how: pool figures are summed over live p
 health is the minimum). Without it, each process serves its own registry (one port each).
 
 The per-call path touches only pre-bound children (`MethodMetrics`, built once per method),
-never ``labels(...)`` lookups.
+never ``labels(...)`` lookups, and does not update them itself: a call notes its updates
+(`Notes`) and they are applied a batch at a time with the access log's records
+(docgate.edge.batches: 32 calls, or 50 ms after the first, and at shutdown). Every scrape of
+this process's registry applies what is noted first, so a scrape counts every call that ended
+before it; in multiprocess mode the other workers' last 50 ms may be missing from a scrape (the
+next one has them).
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ from typing import Any, Final
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from docgate.db.uow import PoolState
+from docgate.edge.batches import SIZE, Batcher
 
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 # go-grpc-prometheus's default buckets (prometheus.DefBuckets), so histogram_quantile over a
@@ -96,7 +104,39 @@ def _package_version() -> str:
         return "unknown"
 
 
-@dataclass
+class Notes:
+    """Counter and histogram updates noted during calls, applied by `write` (which runs with
+    each batch). Children are the pre-bound ones of `Metrics`."""
+
+    def __init__(self, batcher: Batcher) -> None:
+        self._batcher = batcher
+        self._counts: dict[Any, int] = {}
+        self._observed: list[tuple[Any, float]] = []
+        batcher.add_writer(self.write)
+
+    def count(self, child: Any) -> None:
+        counts = self._counts
+        counts[child] = counts.get(child, 0) + 1
+        self._batcher.soon()
+
+    def observe(self, child: Any, value: float) -> None:
+        observed = self._observed
+        observed.append((child, value))
+        if len(observed) >= SIZE:
+            self._batcher.full()
+        else:
+            self._batcher.soon()
+
+    def write(self) -> None:
+        counts, self._counts = self._counts, {}
+        observed, self._observed = self._observed, []
+        for child, n in counts.items():
+            child.inc(n)
+        for child, value in observed:
+            child.observe(value)
+
+
+@dataclass(eq=False)
 class MethodMetrics:
     """The children of one method, bound once; `handled` binds per code on first use."""
 
@@ -107,24 +147,54 @@ class MethodMetrics:
     sent: Any
     _handled_family: Any
     _permission_denied: Any
+    _notes: Notes
     _handled: dict[grpc.StatusCode, Any] = field(default_factory=dict)
+
+    def start(self) -> None:
+        self._notes.count(self.started)
+
+    def receive(self) -> None:
+        self._notes.count(self.received)
+
+    def send(self) -> None:
+        self._notes.count(self.sent)
 
     def finished(self, code: grpc.StatusCode, seconds: float) -> None:
         child = self._handled.get(code)
         if child is None:
             child = self._handled[code] = self._handled_family.labels(*self.labels, _GO_CODES[code])
-        child.inc()
-        self.handling.observe(seconds)
+        notes = self._notes
+        notes.count(child)
         if code is grpc.StatusCode.PERMISSION_DENIED:
-            self._permission_denied.inc()
+            notes.count(self._permission_denied)
+        notes.observe(self.handling, seconds)
+
+
+class _WriteNotesFirst:
+    """Registered first on a registry: a scrape applies what calls noted before it reads."""
+
+    def __init__(self, batcher: Batcher) -> None:
+        self._batcher = batcher
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> list[Any]:
+        self._batcher.flush_from_thread()
+        return []
 
 
 class Metrics:
     """Every metric docgate exports, registered on ``registry`` (a fresh one by default)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, batcher: Batcher | None = None
+    ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self.batcher = batcher if batcher is not None else Batcher()
+        self._notes = Notes(self.batcher)
         r = self.registry
+        r.register(_WriteNotesFirst(self.batcher))
         self.started = Counter(
             "grpc_server_started_total", "RPCs started on the server.", _METHOD_LABELS, registry=r
         )
@@ -219,6 +289,10 @@ class Metrics:
             1
         )
         self._auth_reasons: dict[str, Any] = {}
+        # Set by the first call's connection (docgate.db.uow); each batch reads the pool's
+        # state through it, once, for the checked-out and overflow gauges.
+        self._pool_state: PoolState | None = None
+        self.batcher.add_writer(self._write_pool_state)
 
     def for_method(self, path: str, kind: str) -> MethodMetrics:
         service, method = split_method(path)
@@ -231,6 +305,7 @@ class Metrics:
             sent=self.sent.labels(*labels),
             _handled_family=self.handled,
             _permission_denied=self.permission_denied.labels(service, method),
+            _notes=self._notes,
         )
 
     def auth_failure(self, reason: str) -> None:
@@ -247,14 +322,19 @@ class Metrics:
         self.pool_size.set(size)
         self.pool_max_overflow.set(max_overflow)
 
-    def pool_acquired(self, waited: float, checked_out: int, overflow: int) -> None:
-        self.pool_wait.observe(waited)
-        self.pool_checked_out.set(checked_out)
-        self.pool_overflow.set(max(0, overflow))
+    def pool_acquired(self, waited: float, state: PoolState) -> None:
+        self._pool_state = state
+        self._notes.observe(self.pool_wait, waited)
 
-    def pool_released(self, checked_out: int, overflow: int) -> None:
-        self.pool_checked_out.set(checked_out)
-        self.pool_overflow.set(max(0, overflow))
+    def pool_released(self, state: PoolState) -> None:
+        self._pool_state = state
+        self.batcher.soon()  # the gauges then show the connection back in the pool
+
+    def _write_pool_state(self) -> None:
+        if self._pool_state is not None:
+            checked_out, overflow = self._pool_state()
+            self.pool_checked_out.set(checked_out)
+            self.pool_overflow.set(max(0, overflow))
 
     def pool_timed_out(self, waited: float) -> None:
         self.pool_wait.observe(waited)
@@ -266,6 +346,7 @@ def registry_to_scrape(metrics: Metrics) -> CollectorRegistry:
     if not os.environ.get(MULTIPROC_ENV):
         return metrics.registry
     registry = CollectorRegistry()
+    registry.register(_WriteNotesFirst(metrics.batcher))
     MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return registry
 
