@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from docgate import logs
@@ -37,3 +38,29 @@ def test_short_records_pass_unchanged() -> None:
 def test_the_engine_hides_statement_parameters() -> None:
     engine = create_engine("postgresql://u@localhost/db", Settings(jwt_secret="s" * 40))
     assert engine.sync_engine.hide_parameters
+
+
+def test_a_json_line_is_one_object_with_the_records_fields() -> None:
+    record = _record("user %s did %s", "a", "b")
+    record.request_id = "r-1"
+    record.duration_ms = 1.5
+    line = logs.formatter("json").format(record)
+    assert "\n" not in line
+    assert json.loads(line) == {
+        "time": json.loads(line)["time"],
+        "level": "ERROR",
+        "logger": "t",
+        "request_id": "r-1",
+        "message": "user a did b",
+        "duration_ms": 1.5,
+    }
+
+
+def test_a_string_orjson_refuses_still_gets_its_json_line() -> None:
+    # A lone surrogate: what os.fsdecode makes of an undecodable file name, in an OSError.
+    record = _record("cannot open %s", "/data/caf\udce9")
+    record.request_id = "r-2"
+    line = logs.formatter("json").format(record)
+    decoded = json.loads(line)
+    assert decoded["message"] == "cannot open /data/caf\udce9"
+    assert decoded["request_id"] == "r-2"
