@@ -25,7 +25,7 @@ from typing import Any, Final
 
 import grpc
 
-from docgate.edge.batches import SIZE, Batcher
+from docgate.edge.batches import Batcher
 
 _FORMAT: Final = "%s %s %.1fms user=%s peer=%s"
 # (ended: time.time(), method, code, seconds, user_id or None, peer, request_id)
@@ -57,10 +57,7 @@ class AccessLog:
         next batch, which also spells the code, the duration and the user id out."""
         pending = self._pending
         pending.append((time.time(), method, code, seconds, user_id, peer, request_id))
-        if len(pending) >= SIZE:
-            self._batcher.full()
-        else:
-            self._batcher.soon()
+        self._batcher.noted(len(pending))
 
     def flush(self) -> None:
         """Write every noted call's record now (and whatever else the batcher holds)."""
@@ -83,52 +80,41 @@ class AccessLog:
                 logger.handle(self._record(entry))
             return
         new, record_type = object.__new__, logging.LogRecord
-        for ended, method, status, seconds, user, peer, request_id in pending[1:]:
-            code, duration_ms, user_id = _spelled(status, seconds, user)
+        for entry in pending[1:]:
+            ended, args, extra = _fields(entry)
             record = new(record_type)
             fields = record.__dict__
-            fields.update(template)
-            fields.update(
-                args=(method, code, duration_ms, user_id, peer),
-                msg=_FORMAT,
-                method=method,
-                code=code,
-                duration_ms=duration_ms,
-                user_id=user_id,
-                peer=peer,
-                request_id=request_id,
-            )
+            fields.update(template)  # logging's attributes and the format, as the first has them
+            fields.update(extra)
+            fields["args"] = args
             _stamp(fields, ended)
             logger.handle(record)
 
     def _record(self, entry: _Entry) -> logging.LogRecord:
-        ended, method, status, seconds, user, peer, request_id = entry
-        code, duration_ms, user_id = _spelled(status, seconds, user)
+        ended, args, extra = _fields(entry)
         logger = self._logger
         record = logger.makeRecord(
-            logger.name,
-            logging.INFO,
-            __file__,
-            0,
-            _FORMAT,
-            (method, code, duration_ms, user_id, peer),
-            None,
-            extra={
-                "method": method,
-                "code": code,
-                "duration_ms": duration_ms,
-                "user_id": user_id,
-                "peer": peer,
-                "request_id": request_id,
-            },
+            logger.name, logging.INFO, __file__, 0, _FORMAT, args, None, extra=extra
         )
         _stamp(record.__dict__, ended)
         return record
 
 
-def _spelled(code: grpc.StatusCode, seconds: float, user_id: object) -> tuple[str, float, str]:
-    """What the record says: the code's name, milliseconds to the µs, the user id or "-"."""
-    return code.name, round(seconds * 1000, 3), "-" if user_id is None else str(user_id)
+def _fields(entry: _Entry) -> tuple[float, tuple[object, ...], dict[str, object]]:
+    """A noted call as its record says it: (its end, the message's args, the structured fields)
+    — the code's name, milliseconds to the µs, the user id or "-"."""
+    ended, method, status, seconds, user, peer, request_id = entry
+    code, duration_ms = status.name, round(seconds * 1000, 3)
+    user_id = "-" if user is None else str(user)
+    extra = {
+        "method": method,
+        "code": code,
+        "duration_ms": duration_ms,
+        "user_id": user_id,
+        "peer": peer,
+        "request_id": request_id,
+    }
+    return ended, (method, code, duration_ms, user_id, peer), extra
 
 
 def _stamp(fields: dict[str, Any], ended: float) -> None:

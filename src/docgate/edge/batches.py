@@ -6,7 +6,7 @@ twice as much run once per call, between a call's other work, as run for many ca
 (bench/README.md, "Observed mode"): the caches stay warm. So a call only notes what happened
 (an append, ~1 µs), and a `Batcher` runs its writers on the event loop, outside any call:
 
-* on the loop's next turn, once a writer holds `SIZE` calls' notes (`full`),
+* on the loop's next turn, once a writer holds `SIZE` calls' notes (`noted`),
 * `DELAY_SECONDS` after the first note (`soon`), whichever comes first, and
 * on `flush`: every shutdown (docgate.bootstrap.App.close) and every scrape of /metrics
   (docgate.edge.metrics), so what a scrape or the last log lines show is complete.
@@ -46,6 +46,14 @@ class Batcher:
         """``writer`` writes everything its owner has noted; it runs with each batch."""
         self._writers.append(writer)
 
+    def noted(self, pending: int) -> None:
+        """A writer now holds ``pending`` calls' notes: write them on the loop's next turn once
+        that is `SIZE`, else within `DELAY_SECONDS`."""
+        if pending >= SIZE:
+            self._full()
+        else:
+            self.soon()
+
     def soon(self) -> None:
         """Something was noted: write it within `DELAY_SECONDS`."""
         if self._timer is None and self._soon is None:
@@ -55,8 +63,7 @@ class Batcher:
                 return
             self._timer = loop.call_later(DELAY_SECONDS, self.flush, context=contextvars.Context())
 
-    def full(self) -> None:
-        """A writer holds `SIZE` calls' notes: write them on the loop's next turn."""
+    def _full(self) -> None:
         if self._soon is None:
             loop = self._running()
             if loop is None:

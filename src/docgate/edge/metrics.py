@@ -36,7 +36,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from docgate.db.uow import PoolState
-from docgate.edge.batches import SIZE, Batcher
+from docgate.edge.batches import Batcher
 
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 # go-grpc-prometheus's default buckets (prometheus.DefBuckets), so histogram_quantile over a
@@ -122,10 +122,7 @@ class Notes:
     def observe(self, child: Any, value: float) -> None:
         observed = self._observed
         observed.append((child, value))
-        if len(observed) >= SIZE:
-            self._batcher.full()
-        else:
-            self._batcher.soon()
+        self._batcher.noted(len(observed))
 
     def write(self) -> None:
         counts, self._counts = self._counts, {}
