@@ -42,8 +42,8 @@ class JsonFormatter(OrjsonFormatter):
     def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
         try:
             return super().jsonify_log_record(log_data)
-        except TypeError:
-            return json.dumps(log_data, default=str)
+        except TypeError:  # with the formatter's own default for values JSON has no type for
+            return json.dumps(log_data, default=self.json_default)
 
 
 def formatter(log_format: str) -> logging.Formatter:
