@@ -16,6 +16,7 @@ import grpc
 import grpc.aio
 import pytest
 from google.rpc import error_details_pb2, status_pb2
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -163,3 +164,20 @@ async def blocked_backends(database_url: str) -> list[int]:
     finally:
         await conn.close()
     raise AssertionError("no docgate query is waiting on a lock")
+
+
+# Prometheus samples by (name, labels), as parsed from an exposition (a /metrics body).
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def samples_of(exposition: str) -> Samples:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+    }
+
+
+def sample_value(samples: Samples, name: str, **labels: str) -> float:
+    """The sample's value; 0 when it is absent (a counter nothing incremented yet)."""
+    return samples.get((name, frozenset(labels.items())), 0.0)

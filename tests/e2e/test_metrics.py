@@ -14,7 +14,6 @@ import jwt
 import pytest
 from docgate.v1 import documents_pb2, documents_pb2_grpc, users_pb2, users_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from prometheus_client.parser import text_string_to_metric_families
 
 from docgate import runtime
 from docgate.bootstrap import build_app
@@ -23,24 +22,22 @@ from docgate.edge.metrics import auth_reason, go_code
 from docgate.server import ListenError, start_server
 from tests.conftest import settings_for
 from tests.e2e.test_faults import _users_locked
-from tests.support import TEST_SECRET, blocked_backends, expect_error, make_user
+from tests.support import (
+    TEST_SECRET,
+    Samples,
+    blocked_backends,
+    expect_error,
+    make_user,
+    sample_value,
+    samples_of,
+)
 
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 USERS = "docgate.v1.UserService"
 
 
 def _scrape(port: int) -> Samples:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
-        body = reply.read().decode()
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(body)
-        for sample in family.samples
-    }
-
-
-def _value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
+        return samples_of(reply.read().decode())
 
 
 def _method(service: str, method: str, **more: str) -> dict[str, str]:
@@ -88,31 +85,34 @@ async def test_counters_after_known_calls(database_url: str) -> None:
         await running.stop(None)
 
     current = _method(USERS, "GetCurrentUser")
-    assert _value(samples, "grpc_server_started_total", **current) == 5
-    assert _value(samples, "grpc_server_handled_total", **current, grpc_code="OK") == 3
-    assert _value(samples, "grpc_server_handled_total", **current, grpc_code="Unauthenticated") == 2
-    assert _value(samples, "grpc_server_handling_seconds_count", **current) == 5
-    assert _value(samples, "grpc_server_handling_seconds_bucket", **current, le="+Inf") == 5
-    assert _value(samples, "grpc_server_msg_received_total", **current) == 5
-    assert _value(samples, "grpc_server_msg_sent_total", **current) == 3
+    assert sample_value(samples, "grpc_server_started_total", **current) == 5
+    assert sample_value(samples, "grpc_server_handled_total", **current, grpc_code="OK") == 3
+    assert (
+        sample_value(samples, "grpc_server_handled_total", **current, grpc_code="Unauthenticated")
+        == 2
+    )
+    assert sample_value(samples, "grpc_server_handling_seconds_count", **current) == 5
+    assert sample_value(samples, "grpc_server_handling_seconds_bucket", **current, le="+Inf") == 5
+    assert sample_value(samples, "grpc_server_msg_received_total", **current) == 5
+    assert sample_value(samples, "grpc_server_msg_sent_total", **current) == 3
     get = _method("docgate.v1.DocumentService", "GetDocument", grpc_code="NotFound")
-    assert _value(samples, "grpc_server_handled_total", **get) == 1
+    assert sample_value(samples, "grpc_server_handled_total", **get) == 1
     health = _method("grpc.health.v1.Health", "Check", grpc_code="OK")
-    assert _value(samples, "grpc_server_handled_total", **health) == 1
+    assert sample_value(samples, "grpc_server_handled_total", **health) == 1
 
     denied = {"grpc_service": USERS, "grpc_method": "ListUsers"}
-    assert _value(samples, "docgate_permission_denied_total", **denied) == 1
-    assert _value(samples, "docgate_permission_denied_total", **_method(USERS, "x")) == 0
-    assert _value(samples, "docgate_auth_failures_total", reason="missing_token") == 1
-    assert _value(samples, "docgate_auth_failures_total", reason="expired") == 1
+    assert sample_value(samples, "docgate_permission_denied_total", **denied) == 1
+    assert sample_value(samples, "docgate_permission_denied_total", **_method(USERS, "x")) == 0
+    assert sample_value(samples, "docgate_auth_failures_total", reason="missing_token") == 1
+    assert sample_value(samples, "docgate_auth_failures_total", reason="expired") == 1
 
     # The five calls that got past the token each took one pooled connection, and gave it back.
-    assert _value(samples, "docgate_db_pool_wait_seconds_count") == 5
-    assert _value(samples, "docgate_db_pool_checked_out") == 0
-    assert _value(samples, "docgate_db_pool_size") == app.settings.pool_size
-    assert _value(samples, "docgate_db_pool_timeouts_total") == 0
-    assert _value(samples, "docgate_health_status", service="") == 1
-    assert _value(samples, "docgate_health_status", service=USERS) == 1
+    assert sample_value(samples, "docgate_db_pool_wait_seconds_count") == 5
+    assert sample_value(samples, "docgate_db_pool_checked_out") == 0
+    assert sample_value(samples, "docgate_db_pool_size") == app.settings.pool_size
+    assert sample_value(samples, "docgate_db_pool_timeouts_total") == 0
+    assert sample_value(samples, "docgate_health_status", service="") == 1
+    assert sample_value(samples, "docgate_health_status", service=USERS) == 1
     builds = [labels for name, labels in samples if name == "docgate_build_info"]
     assert len(builds) == 1
     assert dict(builds[0])["grpc_version"] == grpc.__version__
@@ -142,14 +142,14 @@ async def test_pool_timeouts_and_checked_out_connections(database_url: str) -> N
         after = await asyncio.to_thread(_scrape, running.metrics.port)
     finally:
         await running.stop(None)
-    assert _value(during, "docgate_db_pool_checked_out") == 1
-    assert _value(after, "docgate_db_pool_checked_out") == 0
-    assert _value(after, "docgate_db_pool_timeouts_total") == 1
+    assert sample_value(during, "docgate_db_pool_checked_out") == 1
+    assert sample_value(after, "docgate_db_pool_checked_out") == 0
+    assert sample_value(after, "docgate_db_pool_timeouts_total") == 1
     # The timed-out wait is in the histogram, above the pool timeout's bucket boundary.
-    assert _value(after, "docgate_db_pool_wait_seconds_count") == 2
-    assert _value(after, "docgate_db_pool_wait_seconds_bucket", le="0.25") <= 1
+    assert sample_value(after, "docgate_db_pool_wait_seconds_count") == 2
+    assert sample_value(after, "docgate_db_pool_wait_seconds_bucket", le="0.25") <= 1
     current = _method(USERS, "GetCurrentUser", grpc_code="Unavailable")
-    assert _value(after, "grpc_server_handled_total", **current) == 1
+    assert sample_value(after, "grpc_server_handled_total", **current) == 1
 
 
 async def test_metrics_listen_off_means_no_metrics(database_url: str) -> None:

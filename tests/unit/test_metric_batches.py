@@ -9,29 +9,18 @@ import logging
 import grpc
 import pytest
 from prometheus_client import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from docgate.edge import batches
 from docgate.edge.batches import Batcher
 from docgate.edge.metrics import MethodMetrics, Metrics
+from tests.support import Samples, sample_value, samples_of
 
 PATH = "/docgate.v1.UserService/GetCurrentUser"
 LABELS = {"grpc_type": "unary", "grpc_service": "docgate.v1.UserService"}
 
 
-def _scrape(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    body = generate_latest(metrics.registry).decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(body)
-        for s in family.samples
-    }
-
-
-def _value(
-    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
-) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+def _scrape(metrics: Metrics) -> Samples:
+    return samples_of(generate_latest(metrics.registry).decode())
 
 
 def _call(method: MethodMetrics, code: grpc.StatusCode = grpc.StatusCode.OK) -> None:
@@ -41,8 +30,8 @@ def _call(method: MethodMetrics, code: grpc.StatusCode = grpc.StatusCode.OK) -> 
     method.finished(code, 0.002)
 
 
-def _handled(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], code: str) -> float:
-    return _value(
+def _handled(samples: Samples, code: str) -> float:
+    return sample_value(
         samples, "grpc_server_handled_total", grpc_method="GetCurrentUser", grpc_code=code, **LABELS
     )
 
@@ -60,14 +49,14 @@ async def test_a_scrape_from_another_thread_applies_what_calls_noted_before_it(
     assert method.started._value.get() == 0  # noted, not yet applied
     samples = await asyncio.to_thread(_scrape, metrics)  # as the /metrics thread scrapes
     mine = {"grpc_method": "GetCurrentUser", **LABELS}
-    assert _value(samples, "grpc_server_started_total", **mine) == 4
-    assert _value(samples, "grpc_server_msg_received_total", **mine) == 4
-    assert _value(samples, "grpc_server_msg_sent_total", **mine) == 4
+    assert sample_value(samples, "grpc_server_started_total", **mine) == 4
+    assert sample_value(samples, "grpc_server_msg_received_total", **mine) == 4
+    assert sample_value(samples, "grpc_server_msg_sent_total", **mine) == 4
     assert _handled(samples, "OK") == 3
     assert _handled(samples, "PermissionDenied") == 1
-    assert _value(samples, "grpc_server_handling_seconds_count", **mine) == 4
+    assert sample_value(samples, "grpc_server_handling_seconds_count", **mine) == 4
     assert (
-        _value(
+        sample_value(
             samples,
             "docgate_permission_denied_total",
             grpc_service="docgate.v1.UserService",
@@ -75,9 +64,9 @@ async def test_a_scrape_from_another_thread_applies_what_calls_noted_before_it(
         )
         == 1
     )
-    assert _value(samples, "docgate_db_pool_checked_out") == 4
-    assert _value(samples, "docgate_db_pool_overflow") == 2
-    assert _value(samples, "docgate_db_pool_wait_seconds_count") == 1
+    assert sample_value(samples, "docgate_db_pool_checked_out") == 4
+    assert sample_value(samples, "docgate_db_pool_overflow") == 2
+    assert sample_value(samples, "docgate_db_pool_wait_seconds_count") == 1
     again = await asyncio.to_thread(_scrape, metrics)
     assert _handled(again, "OK") == 3  # applied once, not once per scrape
 
@@ -106,8 +95,8 @@ async def test_the_pool_gauges_show_the_pool_as_each_batch_and_scrape_finds_it()
 
     metrics.pool_acquired(0.001, state)
     samples = await asyncio.to_thread(_scrape, metrics)
-    assert _value(samples, "docgate_db_pool_checked_out") == 3
-    assert _value(samples, "docgate_db_pool_overflow") == 0
+    assert sample_value(samples, "docgate_db_pool_checked_out") == 3
+    assert sample_value(samples, "docgate_db_pool_overflow") == 0
     pool["checked_out"] = 0
     metrics.pool_released(state)  # the last call gave its connection back: a batch follows
     for _ in range(200):
@@ -116,7 +105,7 @@ async def test_the_pool_gauges_show_the_pool_as_each_batch_and_scrape_finds_it()
         await asyncio.sleep(batches.DELAY_SECONDS / 2)
     assert metrics.pool_checked_out._value.get() == 0
     pool["overflow"] = 2  # read at scrape time, with nothing noted since
-    assert _value(await asyncio.to_thread(_scrape, metrics), "docgate_db_pool_overflow") == 2
+    assert sample_value(await asyncio.to_thread(_scrape, metrics), "docgate_db_pool_overflow") == 2
 
 
 async def test_the_delay_applies_a_lone_call() -> None:
