@@ -9,6 +9,12 @@ makes a whole access record a quarter cheaper (bench/README.md, "Observed mode")
 string it refuses, a lone surrogate (an undecodable file name in an OSError, say), gets the
 standard encoder instead of costing the record (`JsonFormatter`).
 
+The process's log handler is `StreamHandler` (stderr), logging's own with one addition: inside
+`one_write()` it holds the lines it formats and writes them together at the end. A batch of
+access records (docgate.edge.batches) is then one write to the log, not one per record (a
+syscall each: ~2 µs of a record's ~13 in a microbenchmark). Both formatters format a second's
+date and time once (`_SecondCache`): a batch's records mostly share it.
+
 `BoundedRecords` is a handler filter (installed next to the request-id filter): it renders a
 record's message once and cuts it at `MAX_MESSAGE` characters, and keeps only the last
 `MAX_TRACEBACK` characters of a traceback (its innermost frames, the ones that say what
@@ -21,7 +27,10 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Final
 
 from pythonjsonlogger.orjson import OrjsonFormatter
@@ -35,7 +44,28 @@ _JSON_FIELDS: Final = ("asctime", "levelname", "name", "request_id", "message")
 _JSON_NAMES: Final = {"asctime": "time", "levelname": "level", "name": "logger"}
 
 
-class JsonFormatter(OrjsonFormatter):
+class _SecondCache(logging.Formatter):
+    """`logging.Formatter.formatTime`'s default text, with the date and time of each second
+    formatted once (``time.strftime``: about 1 µs a record) rather than once a record."""
+
+    _second: tuple[int, str] | None = None
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt or not self.default_msec_format:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        cached = self._second
+        if cached is None or cached[0] != second:
+            text = time.strftime(self.default_time_format, self.converter(second))
+            cached = self._second = (second, text)
+        return self.default_msec_format % (cached[1], record.msecs)
+
+
+class TextFormatter(_SecondCache):
+    pass
+
+
+class JsonFormatter(_SecondCache, OrjsonFormatter):
     """python-json-logger's orjson formatter, with the standard library's encoder for a record
     orjson cannot encode (a str holding a lone surrogate) rather than losing it."""
 
@@ -49,7 +79,62 @@ class JsonFormatter(OrjsonFormatter):
 def formatter(log_format: str) -> logging.Formatter:
     if log_format == "json":
         return JsonFormatter(list(_JSON_FIELDS), style="{", rename_fields=dict(_JSON_NAMES))
-    return logging.Formatter(TEXT_FORMAT)
+    return TextFormatter(TEXT_FORMAT)
+
+
+class StreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """logging's StreamHandler (stderr by default), whose lines `one_write` can hold and write
+    in one go. Held lines are formatted when they are logged, in order, whatever thread logs
+    them; they are written when the outermost `one_write` ends, even if its body raised."""
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        self._held: list[str] | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        held = self._held
+        if held is None:
+            super().emit(record)
+            return
+        try:
+            held.append(self.format(record) + self.terminator)
+        except RecursionError:  # as logging's own emit: a recursion is not a log problem
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def hold_lines(self) -> bool:
+        """Hold the lines from now on; False if they already are (an enclosing hold)."""
+        with self.lock:  # type: ignore[union-attr]
+            if self._held is not None:
+                return False
+            self._held = []
+            return True
+
+    def write_held(self) -> None:
+        """Write the held lines, in one write and one flush, and each new one at once again.
+        (Not ``release``: that is logging's name for unlocking a handler.)"""
+        with self.lock:  # type: ignore[union-attr]
+            lines, self._held = self._held, None
+            if not lines:
+                return
+            try:
+                self.stream.write("".join(lines))
+                self.flush()
+            except Exception:
+                self.handleError(logging.makeLogRecord({"msg": f"{len(lines)} held log lines"}))
+
+
+@contextmanager
+def one_write() -> Iterator[None]:
+    """Within: the root logger's `StreamHandler`s hold their lines, written together at the end."""
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, StreamHandler)]
+    holding = [h for h in handlers if h.hold_lines()]
+    try:
+        yield
+    finally:
+        for handler in holding:
+            handler.write_held()
 
 
 def configure(handlers: list[logging.Handler], log_format: str, level: str) -> None:

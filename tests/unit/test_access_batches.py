@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import logging
 import time
 import uuid
 
 import grpc
 
+from docgate import logs
 from docgate.edge import batches
 from docgate.edge.access import AccessLog
 from docgate.edge.requests import bind_request_id, install_request_id_filter, reset_request_id
@@ -188,3 +190,32 @@ def test_a_record_factory_of_someone_elses_makes_every_record() -> None:
         logging.setLogRecordFactory(default)
     assert handler.records == made_by_factory
     assert [r.trace_id for r in handler.records] == ["t-1"] * 3  # type: ignore[attr-defined]
+
+
+async def test_a_batch_reaches_the_log_in_one_write() -> None:
+    writes: list[str] = []
+
+    class Stream:
+        def write(self, text: str) -> None:
+            writes.append(text)
+
+        def flush(self) -> None:
+            pass
+
+    handler = logs.StreamHandler(Stream())  # the handler `docgate serve` logs through
+    handler.setFormatter(logs.formatter("json"))
+    install_request_id_filter([handler])
+    logger = logging.getLogger(f"docgate.access.test{time.monotonic_ns()}")
+    logger.setLevel(logging.INFO)  # propagates to the root logger's handlers
+    logging.getLogger().addHandler(handler)
+    try:
+        log = AccessLog(logger)
+        for n in range(5):
+            _note(log, n)
+        assert writes == []
+        await asyncio.sleep(batches.DELAY_SECONDS * 2)  # the batch, written by its timer
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert len(writes) == 1
+    lines = [json.loads(line) for line in writes[0].splitlines()]
+    assert [line["request_id"] for line in lines] == [f"r{n}" for n in range(5)]

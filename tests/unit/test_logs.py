@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import time
+from collections.abc import Iterator
+
+import pytest
 
 from docgate import logs
 from docgate.config import Settings
@@ -64,3 +69,78 @@ def test_a_string_orjson_refuses_still_gets_its_json_line() -> None:
     decoded = json.loads(line)
     assert decoded["message"] == "cannot open /data/caf\udce9"
     assert decoded["request_id"] == "r-2"
+
+
+class _Stream:
+    """A stream that keeps each write it is given, as one string."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> None:
+        self.writes.append(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _root_handler(handler: logging.Handler) -> Iterator[logging.Logger]:
+    """``handler`` on the root logger (where docgate.logs.one_write looks), and a child logger
+    at INFO that reaches it."""
+    logger = logging.getLogger(f"t.held{id(handler)}")
+    logger.setLevel(logging.INFO)
+    logging.getLogger().addHandler(handler)
+    try:
+        yield logger
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+
+def test_held_lines_are_written_in_one_write_when_the_hold_ends() -> None:
+    stream = _Stream()
+    handler = logs.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    with _root_handler(handler) as logger:
+        logger.info("before")  # not held: its own write, at once
+        assert stream.writes == ["INFO before\n"]
+        with logs.one_write():
+            for n in range(3):
+                logger.info("line %d", n)
+            logger.warning("a warning")
+            assert stream.writes == ["INFO before\n"]  # held
+        logger.info("after")
+    assert stream.writes == [
+        "INFO before\n",
+        "INFO line 0\nINFO line 1\nINFO line 2\nWARNING a warning\n",
+        "INFO after\n",
+    ]
+
+
+def test_an_inner_hold_leaves_the_lines_to_the_outer_one_and_a_failure_still_writes() -> None:
+    stream = _Stream()
+    handler = logs.StreamHandler(stream)
+    with _root_handler(handler) as logger, pytest.raises(RuntimeError), logs.one_write():
+        logger.info("a")
+        with logs.one_write():
+            logger.info("b")
+        assert stream.writes == []  # the inner end wrote nothing
+        raise RuntimeError("the batch failed")
+    assert stream.writes == ["a\nb\n"]
+
+
+def test_the_time_of_a_record_is_the_standard_formatters_to_the_millisecond() -> None:
+    standard = logging.Formatter()
+    for made in (logs.formatter("text"), logs.formatter("json")):
+        for created in (1e9 + 0.001, 1e9 + 0.999, 1e9 + 1.0, 1e9 + 1.5, 1e9 + 3600.25, 1e9):
+            record = _record("x")
+            record.created, record.msecs = created, int((created % 1) * 1000) + 0.0
+            assert made.formatTime(record) == standard.formatTime(record)
+            assert made.formatTime(record, "%H:%M") == standard.formatTime(record, "%H:%M")
+        made.converter = time.gmtime  # type: ignore[method-assign]
+        record = _record("x")
+        assert (
+            made.formatTime(record)
+            == time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(record.created))
+            + f",{int(record.msecs):03d}"
+        )

@@ -38,7 +38,9 @@ UNREACHABLE = (OSError, TimeoutError, PoolTimeout, DBAPIError)
 
 
 def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format=logs.TEXT_FORMAT)
+    logging.basicConfig(
+        level=logging.INFO, format=logs.TEXT_FORMAT, handlers=[logs.StreamHandler()]
+    )
     install_request_id_filter(logging.getLogger().handlers)
     logs.install(logging.getLogger().handlers)
     # The embedded server's wrapper logs every pg_ctl call at INFO; its warnings still show.

@@ -11,7 +11,8 @@ twice as much run once per call, between a call's other work, as run for many ca
 * on `flush`: every shutdown (docgate.bootstrap.App.close) and every scrape of /metrics
   (docgate.edge.metrics), so what a scrape or the last log lines show is complete.
 
-Each run gets a fresh, empty context: a batch is no call's (not the one that filled it).
+The log lines a batch makes reach the log in one write (docgate.logs.one_write). Each run gets
+a fresh, empty context: a batch is no call's (not the one that filled it).
 Outside a running loop (a shutdown after it, a test) a note is written at once.
 """
 
@@ -23,6 +24,8 @@ import logging
 import threading
 from collections.abc import Callable
 from typing import Final
+
+from docgate import logs
 
 SIZE: Final = 32
 DELAY_SECONDS: Final = 0.05
@@ -77,11 +80,12 @@ class Batcher:
             if handle is not None:
                 handle.cancel()
         self._timer = self._soon = None
-        for writer in self._writers:
-            try:
-                writer()
-            except Exception:  # one writer's failure must not cost the others their batch
-                log.exception("a batch writer failed; its notes are dropped")
+        with logs.one_write():  # the batch's log lines: one write to the log, not one each
+            for writer in self._writers:
+                try:
+                    writer()
+                except Exception:  # one writer's failure must not cost the others their batch
+                    log.exception("a batch writer failed; its notes are dropped")
 
     def flush_from_thread(self) -> None:
         """`flush`, asked from another thread (the /metrics server's): run on the loop, wait
