@@ -37,7 +37,7 @@ from pathlib import Path
 import psutil
 
 from bench.loadgen import Call, call_once
-from bench.runner import Comparison, LoadShape, Stats, percentile
+from bench.runner import Comparison, LoadShape, Stats, percentile, round_order
 
 CLIENTS = 4
 STREAMS = 16
@@ -232,8 +232,8 @@ class H2loadRunner:
             sizes[name] = [len(grpc_frame(call_once(target, method, call))) for call in picked]
             self._round(target, method, picked, sizes[name], self.shape.initial_warmup_s)
         cpu: dict[str, list[float]] = {name: [] for name in targets}
-        for _ in range(self.shape.rounds):
-            for name, target in targets.items():
+        for round_ in range(self.shape.rounds):
+            for name, target in round_order(list(targets.items()), round_):
                 warm = self.shape.warmup_s
                 if warm > 0:
                     run_h2load(target, method, picked[0], max(1, round(warm)), 0)

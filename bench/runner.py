@@ -9,9 +9,11 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from bench.loadgen import Call, LoadResult, LoadSpec, run_load
+
+T = TypeVar("T")
 
 # Give every worker process time to receive its spec before the common start instant.
 _START_DELAY_S = 0.5
@@ -128,17 +130,26 @@ class Runner:
         *,
         rotate: bool = False,
     ) -> Comparison:
-        """Warm each target up, then alternate rounds in the order of ``targets``; with
-        ``rotate``, round i starts at the i-th target (so with rounds a multiple of the
-        targets, each is measured first, second, … equally often)."""
+        """Warm each target up, then alternate rounds (`round_order`)."""
         shape = self.shape
         comparison = Comparison(rounds={name: [] for name in targets})
         for target in targets.values():
             self.measure(target, method, calls, 0.0, shape.initial_warmup_s)
         order = list(targets.items())
         for round_ in range(shape.rounds):
-            start = round_ % len(order) if rotate else 0
-            for name, target in order[start:] + order[:start]:
+            for name, target in round_order(order, round_, rotate=rotate):
                 stats = self.measure(target, method, calls, shape.warmup_s, shape.duration_s)
                 comparison.rounds[name].append(stats)
         return comparison
+
+
+def round_order(order: Sequence[T], round_: int, *, rotate: bool = False) -> list[T]:
+    """The targets in round ``round_``: in the given order in even rounds and reversed in odd
+    ones, so that each two targets are measured in both orders equally often over an even
+    number of rounds (a target measured always right after another would carry whatever that
+    one leaves behind: PostgreSQL's caches, the box's other load). With ``rotate``, round i
+    starts at the i-th target instead (each target first, second, … equally often)."""
+    if rotate:
+        start = round_ % len(order)
+        return [*order[start:], *order[:start]]
+    return list(order) if round_ % 2 == 0 else list(reversed(order))
