@@ -6,9 +6,11 @@ docgate.edge.batches.Batcher (32 calls, or 50 ms after the first, and at shutdow
 event loop but outside any call.
 
 Why: measured in the server under load, making and formatting a JSON record one call at a time
-takes ~64 µs (8% of a GetDocument's CPU); the same records made in a row took ~37 µs each, and
-~29 µs since a batch's records after the first are copies of it and JSON is orjson's
-(docgate.logs; bench/README.md, "Observed mode"). What a record says does not change: it is a
+takes ~64 µs (8% of a GetDocument's CPU); the same records made in a row took ~37 µs each,
+~29 µs since a batch's records after the first are copies of it and JSON is orjson's. A
+batch's lines now reach the log in one write (docgate.logs.one_write): 10.1 µs a record
+instead of 13.3 in a microbenchmark; in the server ~25 µs a record plus ~4 µs for its share of
+the write (bench/README.md, "Observed mode"). What a record says does not change: it is a
 standard LogRecord, handled by the logger's handlers and filters as any other, its ``created``
 time is the call's end (not the batch's) and its ``request_id`` the call's own
 (docgate.edge.requests.RequestIdFilter keeps a record's id when it already has one). The cost
