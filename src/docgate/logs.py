@@ -62,7 +62,7 @@ class _SecondCache(logging.Formatter):
 
 
 class TextFormatter(_SecondCache):
-    pass
+    """logging's Formatter (`TEXT_FORMAT`), its time text formatted once a second."""
 
 
 class JsonFormatter(_SecondCache, OrjsonFormatter):
