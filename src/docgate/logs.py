@@ -128,8 +128,8 @@ class StreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
 @contextmanager
 def one_write() -> Iterator[None]:
     """Within: the root logger's `StreamHandler`s hold their lines, written together at the end."""
-    handlers = [h for h in logging.getLogger().handlers if isinstance(h, StreamHandler)]
-    holding = [h for h in handlers if h.hold_lines()]
+    root = logging.getLogger()
+    holding = [h for h in root.handlers if isinstance(h, StreamHandler) and h.hold_lines()]
     try:
         yield
     finally:

@@ -60,19 +60,16 @@ class Batcher:
     def soon(self) -> None:
         """Something was noted: write it within `DELAY_SECONDS`."""
         if self._timer is None and self._soon is None:
-            loop = self._running()
-            if loop is None:
-                self.flush()
-                return
-            self._timer = loop.call_later(DELAY_SECONDS, self.flush, context=contextvars.Context())
+            loop = self._loop_else_flush()
+            if loop is not None:
+                context = contextvars.Context()
+                self._timer = loop.call_later(DELAY_SECONDS, self.flush, context=context)
 
     def _full(self) -> None:
         if self._soon is None:
-            loop = self._running()
-            if loop is None:
-                self.flush()
-                return
-            self._soon = loop.call_soon(self.flush, context=contextvars.Context())
+            loop = self._loop_else_flush()
+            if loop is not None:
+                self._soon = loop.call_soon(self.flush, context=contextvars.Context())
 
     def flush(self) -> None:
         """Write everything noted, now (on the loop's thread, or after the loop is gone)."""
@@ -113,10 +110,13 @@ class Batcher:
             return  # closed meanwhile
         done.wait(FLUSH_WAIT_SECONDS)
 
-    def _running(self) -> asyncio.AbstractEventLoop | None:
+    def _loop_else_flush(self) -> asyncio.AbstractEventLoop | None:
+        """The running loop, to schedule a batch on; outside one, the notes are written now
+        (and None)."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
+            self.flush()
             return None
         self._loop = loop
         return loop
