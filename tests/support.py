@@ -147,6 +147,19 @@ class RecordingHandler(logging.Handler):
         self.records.append(record)
 
 
+class RecordingStream:
+    """A stream for a logging.StreamHandler that keeps each write it is given, as one string."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> None:
+        self.writes.append(text)
+
+    def flush(self) -> None:
+        pass
+
+
 async def blocked_backends(database_url: str) -> list[int]:
     """The pids of docgate's connections waiting on a lock, once there is one (a test holding a
     lock uses it to know the call it started is inside the database and waiting)."""

@@ -16,7 +16,7 @@ from docgate import logs
 from docgate.edge import batches
 from docgate.edge.access import AccessLog
 from docgate.edge.requests import bind_request_id, install_request_id_filter, reset_request_id
-from tests.support import RecordingHandler
+from tests.support import RecordingHandler, RecordingStream
 
 
 def _recording() -> tuple[AccessLog, RecordingHandler, logging.Logger]:
@@ -193,16 +193,8 @@ def test_a_record_factory_of_someone_elses_makes_every_record() -> None:
 
 
 async def test_a_batch_reaches_the_log_in_one_write() -> None:
-    writes: list[str] = []
-
-    class Stream:
-        def write(self, text: str) -> None:
-            writes.append(text)
-
-        def flush(self) -> None:
-            pass
-
-    handler = logs.StreamHandler(Stream())  # the handler `docgate serve` logs through
+    stream = RecordingStream()
+    handler = logs.StreamHandler(stream)  # the handler `docgate serve` logs through
     handler.setFormatter(logs.formatter("json"))
     install_request_id_filter([handler])
     logger = logging.getLogger(f"docgate.access.test{time.monotonic_ns()}")
@@ -212,10 +204,10 @@ async def test_a_batch_reaches_the_log_in_one_write() -> None:
         log = AccessLog(logger)
         for n in range(5):
             _note(log, n)
-        assert writes == []
+        assert stream.writes == []
         await asyncio.sleep(batches.DELAY_SECONDS * 2)  # the batch, written by its timer
     finally:
         logging.getLogger().removeHandler(handler)
-    assert len(writes) == 1
-    lines = [json.loads(line) for line in writes[0].splitlines()]
+    assert len(stream.writes) == 1
+    lines = [json.loads(line) for line in stream.writes[0].splitlines()]
     assert [line["request_id"] for line in lines] == [f"r{n}" for n in range(5)]

@@ -13,6 +13,7 @@ import pytest
 from docgate import logs
 from docgate.config import Settings
 from docgate.db.engine import create_engine
+from tests.support import RecordingStream
 
 
 def _record(message: str, *args: object, exc: BaseException | None = None) -> logging.LogRecord:
@@ -71,19 +72,6 @@ def test_a_string_orjson_refuses_still_gets_its_json_line() -> None:
     assert decoded["request_id"] == "r-2"
 
 
-class _Stream:
-    """A stream that keeps each write it is given, as one string."""
-
-    def __init__(self) -> None:
-        self.writes: list[str] = []
-
-    def write(self, text: str) -> None:
-        self.writes.append(text)
-
-    def flush(self) -> None:
-        pass
-
-
 @contextlib.contextmanager
 def _root_handler(handler: logging.Handler) -> Iterator[logging.Logger]:
     """``handler`` on the root logger (where docgate.logs.one_write looks), and a child logger
@@ -98,7 +86,7 @@ def _root_handler(handler: logging.Handler) -> Iterator[logging.Logger]:
 
 
 def test_held_lines_are_written_in_one_write_when_the_hold_ends() -> None:
-    stream = _Stream()
+    stream = RecordingStream()
     handler = logs.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     with _root_handler(handler) as logger:
@@ -118,7 +106,7 @@ def test_held_lines_are_written_in_one_write_when_the_hold_ends() -> None:
 
 
 def test_an_inner_hold_leaves_the_lines_to_the_outer_one_and_a_failure_still_writes() -> None:
-    stream = _Stream()
+    stream = RecordingStream()
     handler = logs.StreamHandler(stream)
     with _root_handler(handler) as logger, pytest.raises(RuntimeError), logs.one_write():
         logger.info("a")
